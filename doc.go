@@ -1,0 +1,2 @@
+// Package pluginhost hosts plugins in-process.
+package pluginhost

@@ -1,0 +1,4 @@
+package pluginhost
+
+// Host is the per-plugin handle every hook receives. (stub, being written)
+type Host struct{}
