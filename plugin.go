@@ -2,7 +2,10 @@ package pluginhost
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
+	"log/slog"
+	"reflect"
 
 	"github.com/go-chi/chi/v5"
 )
@@ -60,4 +63,69 @@ type RouteRegistrar interface {
 // deadline of the context passed to [Manager.Shutdown].
 type Shutdowner interface {
 	Shutdown(ctx context.Context, h *Host) error
+}
+
+// Host is one plugin's handle on the host: its id and manifest, its database
+// handle, logger, settings, config values and the plugins it depends on.
+// Every hook receives the same *Host; it is safe for concurrent use and may
+// be kept for the plugin's lifetime.
+type Host struct {
+	id       string
+	manifest *Manifest
+	db       *DB
+	logger   *slog.Logger
+	settings *Settings
+	config   *PluginConfig
+	m        *Manager
+}
+
+// ID returns the plugin's id.
+func (h *Host) ID() string { return h.id }
+
+// Manifest returns the plugin's parsed manifest. It must not be modified.
+func (h *Host) Manifest() *Manifest { return h.manifest }
+
+// DB returns the plugin's database handle, which knows the physical names of
+// the plugin's tables.
+func (h *Host) DB() *DB { return h.db }
+
+// Logger returns the plugin's logger: the host's logger with a "plugin"
+// attribute.
+func (h *Host) Logger() *slog.Logger { return h.logger }
+
+// Settings returns the global settings store.
+func (h *Host) Settings() *Settings { return h.settings }
+
+// Config returns the plugin's resolved config values ([config.<key>] in its
+// manifest).
+func (h *Host) Config() *PluginConfig { return h.config }
+
+// Dependency returns the plugin with the given id, which must be declared in
+// this plugin's [dependencies] and still be starting or running. The result
+// is the value the dependency registered; assert it to the interface the
+// dependency documents, or use the generic [Dependency].
+func (h *Host) Dependency(id string) (Plugin, error) {
+	if _, declared := h.manifest.Dependencies[id]; !declared {
+		return nil, fmt.Errorf("%w: plugin %q asked for dependency %q, which its manifest does not declare (add it to [dependencies])",
+			ErrNotFound, h.id, id)
+	}
+	return h.m.dependency(h.id, id)
+}
+
+// Dependency returns the dependency id of the plugin behind h as a T, the
+// interface or type the dependency offers to its dependents:
+//
+//	notes, err := pluginhost.Dependency[notesapi.API](h, "notes")
+func Dependency[T any](h *Host, id string) (T, error) {
+	var zero T
+	p, err := h.Dependency(id)
+	if err != nil {
+		return zero, err
+	}
+	t, ok := p.(T)
+	if !ok {
+		return zero, fmt.Errorf("pluginhost: plugin %q: dependency %q is a %T, which is not a %s",
+			h.id, id, p, reflect.TypeFor[T]())
+	}
+	return t, nil
 }

@@ -1,4 +1,0 @@
-package pluginhost
-
-// Host is the per-plugin handle every hook receives. (stub, being written)
-type Host struct{}

@@ -1,0 +1,132 @@
+package pluginhost
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+// PluginConfig holds one plugin's config values, resolved at Start from the
+// manifest's [config.<key>] declarations: a value from the environment
+// variable wins over one from Config.PluginConfig, which wins over the
+// declared default. It is immutable and safe for concurrent use. The typed
+// getters return the zero value for an undeclared key, a key without a
+// value, or a getter of the wrong type; use Lookup to tell these apart.
+type PluginConfig struct {
+	values map[string]any
+}
+
+// Lookup returns the value of key (a string, float64 or bool) and whether it
+// has one.
+func (c *PluginConfig) Lookup(key string) (any, bool) {
+	v, ok := c.values[key]
+	return v, ok
+}
+
+// String returns a string value.
+func (c *PluginConfig) String(key string) string {
+	s, _ := c.values[key].(string)
+	return s
+}
+
+// Number returns a number value.
+func (c *PluginConfig) Number(key string) float64 {
+	n, _ := c.values[key].(float64)
+	return n
+}
+
+// Bool returns a boolean value.
+func (c *PluginConfig) Bool(key string) bool {
+	b, _ := c.values[key].(bool)
+	return b
+}
+
+// resolvePluginConfig computes a plugin's config values. given holds the
+// values from Config.PluginConfig for the plugin; lookupEnv reads the
+// environment. Every problem names the key and where the value came from;
+// secret values never appear in errors or warnings.
+func resolvePluginConfig(m *Manifest, given map[string]any, lookupEnv func(string) (string, bool)) (*PluginConfig, []string, error) {
+	cfg := &PluginConfig{values: map[string]any{}}
+	var warnings []string
+	declared := map[string]bool{}
+	for _, f := range m.Config {
+		declared[f.Key] = true
+		source := fmt.Sprintf("Config.PluginConfig[%q][%q]", m.ID, f.Key)
+		v, ok := given[f.Key]
+		if ok {
+			conv, err := convertConfigValue(f.Type, v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("config key %q: %s: %w", f.Key, source, err)
+			}
+			v = conv
+		}
+		if text, set := lookupEnv(f.Env); set {
+			conv, err := parseConfigText(f.Type, text)
+			if err != nil {
+				shown := strconv.Quote(text)
+				if f.Secret {
+					shown = "(secret)"
+				}
+				return nil, nil, fmt.Errorf("config key %q: environment variable %s=%s: %w", f.Key, f.Env, shown, err)
+			}
+			v, ok = conv, true
+		}
+		if !ok && f.Default != nil {
+			v, ok = f.Default, true
+		}
+		if !ok {
+			if f.Required {
+				return nil, nil, fmt.Errorf("config key %q is required: set the environment variable %s or %s", f.Key, f.Env, source)
+			}
+			continue
+		}
+		cfg.values[f.Key] = v
+	}
+	var unknown []string
+	for k := range given {
+		if !declared[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	slices.Sort(unknown)
+	for _, k := range unknown {
+		warnings = append(warnings, fmt.Sprintf("Config.PluginConfig[%q][%q] is not declared in the manifest; ignored", m.ID, k))
+	}
+	return cfg, warnings, nil
+}
+
+func convertConfigValue(t ValueType, v any) (any, error) {
+	switch t {
+	case StringType:
+		if s, ok := v.(string); ok {
+			return s, nil
+		}
+	case NumberType:
+		if n, ok := toFloat(v); ok {
+			return n, nil
+		}
+	case BooleanType:
+		if b, ok := v.(bool); ok {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("want a %s, got %T", t, v)
+}
+
+func parseConfigText(t ValueType, text string) (any, error) {
+	switch t {
+	case NumberType:
+		n, err := strconv.ParseFloat(text, 64)
+		if err != nil {
+			return nil, fmt.Errorf("not a number")
+		}
+		return n, nil
+	case BooleanType:
+		b, err := strconv.ParseBool(text)
+		if err != nil {
+			return nil, fmt.Errorf("not a boolean (use true or false)")
+		}
+		return b, nil
+	}
+	return text, nil
+}

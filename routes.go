@@ -1,0 +1,205 @@
+package pluginhost
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/pluginhost/pluginhost/internal/routerec"
+)
+
+// PluginPathPrefix is where the Manager serves plugin routes: plugin id
+// "notes" is served under /api/plugin/notes/.
+const PluginPathPrefix = "/api/plugin/"
+
+// RouteInfo describes one mounted plugin route.
+type RouteInfo struct {
+	// Method is the HTTP method, or "*" for a route that takes any method.
+	Method string `json:"method"`
+	// Pattern is the full chi pattern, such as /api/plugin/notes/notes/{id}.
+	Pattern string `json:"pattern"`
+	// Plugin is the id of the plugin that owns the route.
+	Plugin string `json:"plugin"`
+}
+
+// mount is a plugin's routing entry: present for every known plugin,
+// serving only while running.
+type mount struct {
+	id      string
+	running bool
+	state   State
+	reason  string
+	mux     *chi.Mux
+	logger  *slog.Logger
+	routes  []RouteInfo
+}
+
+// mountTable is the immutable routing snapshot the handler reads with one
+// atomic load.
+type mountTable struct {
+	byID  map[string]*mount
+	order []*mount
+}
+
+// Handler returns the http.Handler that serves every plugin route. Mount it
+// on the host's router at /api/plugin/ without stripping the prefix, for
+// example r.Mount("/api/plugin", m.Handler()) with chi or
+// mux.Handle("/api/plugin/", m.Handler()) with net/http. It answers 404 with
+// a JSON body for an unknown plugin id and 503 for a plugin that is not
+// running. It is safe for concurrent use and valid before Start.
+func (m *Manager) Handler() http.Handler { return http.HandlerFunc(m.serveHTTP) }
+
+// routeCtxPool recycles chi routing contexts, as chi's own Mux does.
+var routeCtxPool = sync.Pool{New: func() any { return chi.NewRouteContext() }}
+
+func (m *Manager) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
+	rest, ok := strings.CutPrefix(path, PluginPathPrefix)
+	if !ok {
+		writeJSONError(w, http.StatusNotFound, "not found", "")
+		return
+	}
+	id, sub, _ := strings.Cut(rest, "/")
+	mt := m.mounts.Load()
+	mnt := mt.byID[id]
+	if mnt == nil {
+		writeJSONError(w, http.StatusNotFound, "unknown plugin", id)
+		return
+	}
+	if !mnt.running {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+			"error": "plugin is not running", "plugin": id, "state": string(mnt.state), "reason": mnt.reason,
+		})
+		return
+	}
+	rctx := routeCtxPool.Get().(*chi.Context)
+	rctx.Reset()
+	rctx.Routes = mnt.mux
+	rctx.RoutePath = "/" + sub
+	mnt.mux.ServeHTTP(w, r.WithContext(&requestContext{Context: r.Context(), rctx: rctx, mnt: mnt}))
+	routeCtxPool.Put(rctx)
+}
+
+// requestContext carries both chi's routing context and the plugin's entry,
+// so a request to a plugin costs one context and one request copy, as a
+// request through a bare chi router does.
+type requestContext struct {
+	context.Context
+	rctx *chi.Context
+	mnt  *mount
+}
+
+type pluginCtxKey struct{}
+
+func (c *requestContext) Value(key any) any {
+	switch key {
+	case chi.RouteCtxKey:
+		return c.rctx
+	case pluginCtxKey{}:
+		return c.mnt
+	}
+	return c.Context.Value(key)
+}
+
+// PluginID returns the id of the plugin serving the request whose context
+// is ctx, or "" outside a plugin route.
+func PluginID(ctx context.Context) string {
+	if mnt, ok := ctx.Value(pluginCtxKey{}).(*mount); ok {
+		return mnt.id
+	}
+	return ""
+}
+
+// Logger returns the logger of the plugin serving the request whose context
+// is ctx (the host's logger with a "plugin" attribute), or slog.Default()
+// outside a plugin route.
+func Logger(ctx context.Context) *slog.Logger {
+	if mnt, ok := ctx.Value(pluginCtxKey{}).(*mount); ok {
+		return mnt.logger
+	}
+	return slog.Default()
+}
+
+// recoverer turns a panic in a plugin's handler into a 500 JSON response and
+// an error log with the plugin id and the stack.
+func recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			rv := recover()
+			if rv == nil {
+				return
+			}
+			if rv == http.ErrAbortHandler {
+				panic(rv)
+			}
+			Logger(r.Context()).Error("plugin handler panicked",
+				"method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(rv), "stack", string(debug.Stack()))
+			writeJSONError(w, http.StatusInternalServerError, "internal error", PluginID(r.Context()))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// buildRoutes gives the plugin a fresh router wrapped by the recoverer and
+// the host's middleware, lets it register its routes, and lists them.
+// Invalid patterns and duplicate registrations are an error naming them.
+func buildRoutes(id string, rr RouteRegistrar, h *Host, middleware []func(http.Handler) http.Handler) (*chi.Mux, []RouteInfo, error) {
+	mux := chi.NewRouter()
+	mux.Use(recoverer)
+	mux.Use(middleware...)
+	rec := routerec.New(mux)
+	if rr != nil {
+		rr.RegisterRoutes(rec, h)
+	}
+	if err := rec.Err(); err != nil {
+		return nil, nil, err
+	}
+	var routes []RouteInfo
+	prefix := strings.TrimSuffix(PluginPathPrefix, "/") + "/" + id
+	err := chi.Walk(mux, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		routes = append(routes, RouteInfo{Method: method, Pattern: prefix + route, Plugin: id})
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNoRoutes) {
+		return nil, nil, err
+	}
+	return mux, routes, nil
+}
+
+var errNoRoutes = errors.New("no routes")
+
+func writeJSONError(w http.ResponseWriter, status int, msg, plugin string) {
+	body := map[string]string{"error": msg}
+	if plugin != "" {
+		body["plugin"] = plugin
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Routes lists every mounted route of the running plugins, in plugin order.
+func (m *Manager) Routes() []RouteInfo {
+	var out []RouteInfo
+	for _, mnt := range m.mounts.Load().order {
+		if mnt.running {
+			out = append(out, mnt.routes...)
+		}
+	}
+	return out
+}

@@ -1,0 +1,276 @@
+package pluginhost
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/pluginhost/pluginhost/internal/migrate"
+	"github.com/pluginhost/pluginhost/internal/sqlgen"
+)
+
+// pluginsTable holds the persisted per-plugin enable flags.
+const pluginsTable = "pluginhost_plugins"
+
+// tableVersion is the ledger version of a declared table.
+func tableVersion(name string) string { return "table:" + name }
+
+// tablePrefix is the physical name prefix of a plugin's tables.
+func tablePrefix(id string) string { return sqlgen.PluginPrefix(id) }
+
+// loadLedger reads the whole ledger in one query, or an empty ledger on a
+// database pluginhost has never touched.
+func (m *Manager) loadLedger(ctx context.Context, conn *sql.Conn) (migrate.Ledger, error) {
+	exists := func(ctx context.Context, name string) (bool, error) {
+		return m.cfg.Dialect.tableExists(ctx, conn, name)
+	}
+	l, _, err := migrate.Load(ctx, conn, exists)
+	return l, err
+}
+
+// readOverrides reads the persisted enable flags: id → enabled. Before the
+// library's tables exist there are none.
+func (m *Manager) readOverrides(ctx context.Context, conn *sql.Conn, l migrate.Ledger) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(l[migrate.LibraryLine]) == 0 {
+		return out, nil
+	}
+	rows, err := conn.QueryContext(ctx, `SELECT id, enabled FROM `+pluginsTable+` WHERE enabled IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("read plugin overrides: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var enabled bool
+		if err := rows.Scan(&id, &enabled); err != nil {
+			return nil, fmt.Errorf("read plugin overrides: %w", err)
+		}
+		out[id] = enabled
+	}
+	return out, rows.Err()
+}
+
+// migrateCore creates the ledger, then applies the library's own migrations
+// and the host's core migrations, each in one transaction with its ledger
+// row. When nothing is pending it writes nothing.
+func (m *Manager) migrateCore(ctx context.Context, conn *sql.Conn, l migrate.Ledger) error {
+	d := m.cfg.Dialect
+	if len(l) == 0 {
+		exists, err := d.tableExists(ctx, conn, migrate.LedgerTable)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			err := migrate.InTx(ctx, conn, d.beginStatement(), func(ex migrate.Execer) error {
+				_, err := ex.ExecContext(ctx, migrate.LedgerDDL(string(d)))
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("create the migration ledger: %w", err)
+			}
+		}
+	}
+	library, err := migrate.Read(migrate.Library, string(d))
+	if err != nil {
+		return err
+	}
+	if err := m.applyMigrations(ctx, conn, l, migrate.LibraryLine, library); err != nil {
+		return err
+	}
+	if m.cfg.CoreMigrations == nil {
+		return nil
+	}
+	core, err := migrate.Read(m.cfg.CoreMigrations, string(d))
+	if err != nil {
+		return fmt.Errorf("Config.CoreMigrations: %w", err)
+	}
+	return m.applyMigrations(ctx, conn, l, migrate.CoreLine, core)
+}
+
+// applyMigrations applies the pending migrations of a line one by one, each
+// in its own transaction; the first failure stops it, leaving the database
+// as it was before that migration.
+func (m *Manager) applyMigrations(ctx context.Context, conn *sql.Conn, l migrate.Ledger, line string, all []migrate.Migration) error {
+	pending, err := migrate.Pending(l, line, all)
+	if err != nil {
+		return err
+	}
+	for _, mig := range pending {
+		e := migrate.Entry{Line: line, Version: mig.Version, Checksum: mig.Checksum}
+		err := migrate.InTx(ctx, conn, m.cfg.Dialect.beginStatement(), func(ex migrate.Execer) error {
+			if _, err := ex.ExecContext(ctx, mig.SQL); err != nil {
+				return fmt.Errorf("migration %s: %w", mig.Version, err)
+			}
+			return migrate.Record(ctx, ex, m.db.Rebind, e)
+		})
+		if err != nil {
+			return err
+		}
+		l.Put(e)
+		m.log.Info("applied migration", "line", line, "version", mig.Version)
+	}
+	return nil
+}
+
+// schemaPlan is the work one plugin's schema needs: nothing on a warm boot.
+type schemaPlan struct {
+	drop       []*sqlgen.Resolved // changed tables, development mode only, in drop order
+	create     []*sqlgen.Resolved // new and recreated tables, in creation order
+	migrations []migrate.Migration
+	entries    []migrate.Entry // ledger rows to write with the work
+	changed    map[string]string
+}
+
+func (pl *schemaPlan) empty() bool { return len(pl.create) == 0 && len(pl.migrations) == 0 }
+
+// migratePlugin creates the plugin's new tables and applies its pending
+// migrations in one transaction: on failure none of it stays.
+func (m *Manager) migratePlugin(ctx context.Context, conn *sql.Conn, l migrate.Ledger, p *plugin) error {
+	plan, err := m.planSchema(p, l)
+	if err != nil {
+		return err
+	}
+	if plan.empty() {
+		return nil
+	}
+	d := sqlgen.Dialect(m.cfg.Dialect)
+	err = migrate.InTx(ctx, conn, m.cfg.Dialect.beginStatement(), func(ex migrate.Execer) error {
+		for _, t := range plan.drop {
+			if _, err := ex.ExecContext(ctx, sqlgen.DropTable(d, t)); err != nil {
+				return fmt.Errorf("drop table %s: %w", t.Physical, err)
+			}
+		}
+		for _, t := range plan.create {
+			for _, stmt := range sqlgen.CreateTable(d, t) {
+				if _, err := ex.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("create table %q (%s): %w", t.Name, t.Physical, err)
+				}
+			}
+		}
+		for _, mig := range plan.migrations {
+			if _, err := ex.ExecContext(ctx, mig.SQL); err != nil {
+				return fmt.Errorf("migration %s: %w", mig.Version, err)
+			}
+		}
+		for _, e := range plan.entries {
+			if err := migrate.Record(ctx, ex, m.db.Rebind, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range plan.entries {
+		l.Put(e)
+	}
+	for _, t := range plan.drop {
+		p.logger.Warn("development mode: dropped and recreated a changed table; its data is gone",
+			"table", t.Name, "changed", plan.changed[t.Name])
+	}
+	return nil
+}
+
+// planSchema compares the plugin's declared tables and migrations with the
+// ledger. A table whose definition changed is an error naming it and what
+// changed, unless Config.DevMode is on; so is a changed applied migration.
+func (m *Manager) planSchema(p *plugin, l migrate.Ledger) (*schemaPlan, error) {
+	plan := &schemaPlan{changed: map[string]string{}}
+	var tables []Table
+	if tp, ok := p.plugin.(TableProvider); ok {
+		tables = tp.Tables()
+	}
+	schema, err := sqlgen.Build(tablePrefix(p.id), toSQLGen(tables))
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	declared := map[string]bool{}
+	for i := range schema.Tables {
+		t := &schema.Tables[i]
+		declared[tableVersion(t.Name)] = true
+		e, applied := l.Get(p.id, tableVersion(t.Name))
+		if applied && e.Checksum == t.Checksum {
+			continue
+		}
+		if applied {
+			plan.changed[t.Name] = sqlgen.Diff(e.Definition, t.Canonical)
+			if !m.cfg.DevMode {
+				errs = append(errs, fmt.Errorf("table %q changed since it was created: %s (restore its declaration and change the table with a migration, or set Config.DevMode to drop and recreate it)",
+					t.Name, plan.changed[t.Name]))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	// Development mode recreates the changed tables and the tables that
+	// reference them; creation order puts referenced tables first.
+	for i := range schema.Tables {
+		t := &schema.Tables[i]
+		_, applied := l.Get(p.id, tableVersion(t.Name))
+		recreate := plan.changed[t.Name] != ""
+		for _, c := range t.Columns {
+			if applied && !recreate && c.References != nil && plan.changed[c.References.Table] != "" {
+				plan.changed[t.Name] = fmt.Sprintf("references recreated table %q", c.References.Table)
+				recreate = true
+			}
+		}
+		if recreate {
+			plan.drop = append(plan.drop, t)
+		}
+		if recreate || !applied {
+			plan.create = append(plan.create, t)
+			plan.entries = append(plan.entries, migrate.Entry{
+				Line: p.id, Version: tableVersion(t.Name), Checksum: t.Checksum, Definition: t.Canonical,
+			})
+		}
+	}
+	slices.Reverse(plan.drop)
+	for version := range l[p.id] {
+		if strings.HasPrefix(version, "table:") && !declared[version] {
+			m.mu.Lock()
+			p.warnings = append(p.warnings, fmt.Sprintf("table %q is no longer declared; it was left in place with its data", strings.TrimPrefix(version, "table:")))
+			m.mu.Unlock()
+		}
+	}
+
+	if mg, ok := p.plugin.(Migrator); ok {
+		all, err := migrate.Read(mg.Migrations(), string(m.cfg.Dialect))
+		if err != nil {
+			return nil, err
+		}
+		plan.migrations, err = migrate.Pending(l, p.id, all)
+		if err != nil {
+			return nil, err
+		}
+		for _, mig := range plan.migrations {
+			plan.entries = append(plan.entries, migrate.Entry{Line: p.id, Version: mig.Version, Checksum: mig.Checksum})
+		}
+	}
+	return plan, nil
+}
+
+// toSQLGen converts the public declarations to the generator's input.
+func toSQLGen(tables []Table) []sqlgen.Table {
+	out := make([]sqlgen.Table, len(tables))
+	for i, t := range tables {
+		st := sqlgen.Table{Name: t.Name, PrimaryKey: t.PrimaryKey}
+		for _, c := range t.Columns {
+			st.Columns = append(st.Columns, sqlgen.Column{
+				Name: c.Name, Type: string(c.Type), PrimaryKey: c.PrimaryKey, NotNull: c.NotNull, Unique: c.Unique,
+				Default: c.Default, DefaultNow: c.DefaultNow, References: c.References, OnDelete: c.OnDelete,
+			})
+		}
+		for _, ix := range t.Indexes {
+			st.Indexes = append(st.Indexes, sqlgen.Index{Columns: ix.Columns, Unique: ix.Unique})
+		}
+		out[i] = st
+	}
+	return out
+}
