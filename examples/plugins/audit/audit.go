@@ -1,0 +1,132 @@
+// Package audit is an example plugin that depends on notes: it records every
+// created note as an event in a table of its own, through the API notes
+// offers its dependents, and serves them at /api/plugin/audit/events.
+package audit
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/pluginhost/pluginhost"
+	"github.com/pluginhost/pluginhost/examples/plugins/notes"
+)
+
+//go:embed plugin.toml
+var manifest []byte
+
+func init() { pluginhost.Register(New()) }
+
+// Event is one recorded event.
+type Event struct {
+	ID        int64           `json:"id"`
+	Kind      string          `json:"kind"`
+	Subject   string          `json:"subject"`
+	Detail    json.RawMessage `json:"detail"`
+	CreatedAt time.Time       `json:"created_at"`
+}
+
+// Plugin is the audit plugin. Create it with New.
+type Plugin struct {
+	stop func()
+}
+
+var (
+	_ pluginhost.TableProvider  = (*Plugin)(nil)
+	_ pluginhost.Initializer    = (*Plugin)(nil)
+	_ pluginhost.RouteRegistrar = (*Plugin)(nil)
+	_ pluginhost.Shutdowner     = (*Plugin)(nil)
+)
+
+// New returns an audit plugin, for a registry of your own (tests);
+// importing the package already registers one in pluginhost.DefaultRegistry.
+func New() *Plugin { return &Plugin{} }
+
+// Manifest returns plugin.toml.
+func (p *Plugin) Manifest() []byte { return manifest }
+
+// Tables declares the events table, created as audit__events.
+func (p *Plugin) Tables() []pluginhost.Table {
+	return []pluginhost.Table{{
+		Name: "events",
+		Columns: []pluginhost.Column{
+			{Name: "id", PrimaryKey: true},
+			{Name: "kind", NotNull: true},
+			{Name: "subject", NotNull: true},
+			{Name: "detail", Type: pluginhost.JSON},
+			{Name: "created_at", NotNull: true, DefaultNow: true},
+		},
+		Indexes: []pluginhost.Index{{Columns: []string{"kind", "created_at"}}},
+	}}
+}
+
+// Init subscribes to new notes through the notes plugin's API.
+func (p *Plugin) Init(ctx context.Context, h *pluginhost.Host) error {
+	api, err := pluginhost.Dependency[notes.API](h, "notes")
+	if err != nil {
+		return err
+	}
+	db := h.DB()
+	p.stop = api.OnCreate(func(ctx context.Context, n notes.Note) {
+		detail, _ := json.Marshal(map[string]any{"title": n.Title})
+		_, err := db.ExecContext(ctx, `INSERT INTO `+db.Table("events")+` (kind, subject, detail) VALUES (?, ?, ?)`,
+			"note.created", "note/"+strconv.FormatInt(n.ID, 10), string(detail))
+		if err != nil {
+			h.Logger().Error("record event", "err", err)
+		}
+	})
+	return nil
+}
+
+// Shutdown stops listening to notes.
+func (p *Plugin) Shutdown(ctx context.Context, h *pluginhost.Host) error {
+	if p.stop != nil {
+		p.stop()
+	}
+	return nil
+}
+
+// RegisterRoutes serves GET /events, newest first.
+func (p *Plugin) RegisterRoutes(r chi.Router, h *pluginhost.Host) {
+	db := h.DB()
+	r.Get("/events", func(w http.ResponseWriter, r *http.Request) {
+		rows, err := db.QueryContext(r.Context(),
+			`SELECT id, kind, subject, detail, created_at FROM `+db.Table("events")+` ORDER BY id DESC`)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		defer rows.Close()
+		out := []Event{}
+		for rows.Next() {
+			var e Event
+			var detail []byte
+			if err := rows.Scan(&e.ID, &e.Kind, &e.Subject, &detail, &e.CreatedAt); err != nil {
+				fail(w, r, err)
+				return
+			}
+			if len(detail) > 0 {
+				e.Detail = detail
+			}
+			out = append(out, e)
+		}
+		if err := rows.Err(); err != nil {
+			fail(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	})
+}
+
+func fail(w http.ResponseWriter, r *http.Request, err error) {
+	pluginhost.Logger(r.Context()).Error("audit request failed", "err", err)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusInternalServerError)
+	_, _ = w.Write([]byte(`{"error":"internal error"}`))
+}

@@ -1,0 +1,258 @@
+// Package notes is an example plugin: short notes stored in a table of its
+// own and served at /api/plugin/notes/notes. It offers its dependents an
+// [API] to hear about new notes, which the audit example plugin uses.
+package notes
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/pluginhost/pluginhost"
+)
+
+//go:embed plugin.toml
+var manifest []byte
+
+func init() { pluginhost.Register(New()) }
+
+// Note is one note.
+type Note struct {
+	ID        int64     `json:"id"`
+	Title     string    `json:"title"`
+	Body      string    `json:"body"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// API is what notes offers the plugins that depend on it; get it with
+// pluginhost.Dependency[notes.API](h, "notes").
+type API interface {
+	// OnCreate calls fn after each note is created, with the request's
+	// context. It returns a function that stops the calls.
+	OnCreate(fn func(ctx context.Context, n Note)) (stop func())
+}
+
+// Plugin is the notes plugin. Create it with New.
+type Plugin struct {
+	mu        sync.Mutex
+	listeners map[int]func(context.Context, Note)
+	next      int
+}
+
+var (
+	_ pluginhost.TableProvider  = (*Plugin)(nil)
+	_ pluginhost.Seeder         = (*Plugin)(nil)
+	_ pluginhost.RouteRegistrar = (*Plugin)(nil)
+	_ API                       = (*Plugin)(nil)
+)
+
+// New returns a notes plugin, for a registry of your own (tests); importing
+// the package already registers one in pluginhost.DefaultRegistry.
+func New() *Plugin { return &Plugin{listeners: map[int]func(context.Context, Note){}} }
+
+// Manifest returns plugin.toml.
+func (p *Plugin) Manifest() []byte { return manifest }
+
+// Tables declares the notes table; it is created as notes__notes.
+func (p *Plugin) Tables() []pluginhost.Table {
+	return []pluginhost.Table{{
+		Name: "notes",
+		Columns: []pluginhost.Column{
+			{Name: "id", PrimaryKey: true}, // integer, generated
+			{Name: "title", NotNull: true},
+			{Name: "body"},
+			{Name: "created_at", NotNull: true, DefaultNow: true}, // timestamp by its name
+		},
+	}}
+}
+
+// Seed writes a welcome note into an empty table, so it runs once.
+func (p *Plugin) Seed(ctx context.Context, h *pluginhost.Host) error {
+	db := h.DB()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM `+db.Table("notes")).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err := db.ExecContext(ctx, `INSERT INTO `+db.Table("notes")+` (title, body) VALUES (?, ?)`,
+		"Welcome", "This note was written by the notes plugin's seed hook.")
+	return err
+}
+
+// OnCreate implements API.
+func (p *Plugin) OnCreate(fn func(ctx context.Context, n Note)) (stop func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id := p.next
+	p.next++
+	p.listeners[id] = fn
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		delete(p.listeners, id)
+	}
+}
+
+func (p *Plugin) created(ctx context.Context, n Note) {
+	p.mu.Lock()
+	fns := make([]func(context.Context, Note), 0, len(p.listeners))
+	for _, fn := range p.listeners {
+		fns = append(fns, fn)
+	}
+	p.mu.Unlock()
+	for _, fn := range fns {
+		fn(ctx, n)
+	}
+}
+
+// RegisterRoutes serves the notes API.
+func (p *Plugin) RegisterRoutes(r chi.Router, h *pluginhost.Host) {
+	s := &server{p: p, h: h, db: h.DB(), table: h.DB().Table("notes")}
+	r.Get("/notes", s.list)
+	r.Post("/notes", s.create)
+	r.Get("/notes/{id}", s.get)
+	r.Delete("/notes/{id}", s.delete)
+}
+
+type server struct {
+	p     *Plugin
+	h     *pluginhost.Host
+	db    *pluginhost.DB
+	table string
+}
+
+const columns = `id, title, body, created_at`
+
+func (s *server) list(w http.ResponseWriter, r *http.Request) {
+	rows, err := s.db.QueryContext(r.Context(), `SELECT `+columns+` FROM `+s.table+` ORDER BY id`)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer rows.Close()
+	out := []Note{}
+	for rows.Next() {
+		n, err := scan(rows)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) create(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Title string `json:"title"`
+		Body  string `json:"body"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); err != nil {
+		writeError(w, http.StatusBadRequest, "body must be a JSON object with title and body")
+		return
+	}
+	if in.Title == "" {
+		writeError(w, http.StatusBadRequest, "title is required")
+		return
+	}
+	limit, err := s.h.Settings().Int("notes.max_body_length")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if int64(len(in.Body)) > limit {
+		writeError(w, http.StatusBadRequest, "body is "+strconv.Itoa(len(in.Body))+" bytes; the limit is "+strconv.FormatInt(limit, 10))
+		return
+	}
+	row := s.db.QueryRowContext(r.Context(),
+		`INSERT INTO `+s.table+` (title, body) VALUES (?, ?) RETURNING `+columns, in.Title, in.Body)
+	n, err := scan(row)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.p.created(r.Context(), n)
+	writeJSON(w, http.StatusCreated, n)
+}
+
+func (s *server) get(w http.ResponseWriter, r *http.Request) {
+	id, ok := noteID(w, r)
+	if !ok {
+		return
+	}
+	n, err := scan(s.db.QueryRowContext(r.Context(), `SELECT `+columns+` FROM `+s.table+` WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		writeError(w, http.StatusNotFound, "note not found")
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, n)
+}
+
+func (s *server) delete(w http.ResponseWriter, r *http.Request) {
+	id, ok := noteID(w, r)
+	if !ok {
+		return
+	}
+	res, err := s.db.ExecContext(r.Context(), `DELETE FROM `+s.table+` WHERE id = ?`, id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		writeError(w, http.StatusNotFound, "note not found")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func noteID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "note not found")
+		return 0, false
+	}
+	return id, true
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scan(row scanner) (Note, error) {
+	var n Note
+	var body sql.NullString
+	err := row.Scan(&n.ID, &n.Title, &body, &n.CreatedAt)
+	n.Body = body.String
+	return n, err
+}
+
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	pluginhost.Logger(r.Context()).Error("notes request failed", "err", err)
+	writeError(w, http.StatusInternalServerError, "internal error")
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
