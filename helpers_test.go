@@ -39,9 +39,9 @@ var (
 	_ pluginhost.Shutdowner     = (*fake)(nil)
 )
 
-func (f *fake) Manifest() []byte              { return []byte(f.manifest) }
-func (f *fake) Tables() []pluginhost.Table     { return f.tables }
-func (f *fake) Migrations() fs.FS              { return f.migrations }
+func (f *fake) Manifest() []byte           { return []byte(f.manifest) }
+func (f *fake) Tables() []pluginhost.Table { return f.tables }
+func (f *fake) Migrations() fs.FS          { return f.migrations }
 func (f *fake) RegisterRoutes(r chi.Router, h *pluginhost.Host) {
 	if f.routes != nil {
 		f.routes(r, h)

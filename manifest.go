@@ -1,14 +1,85 @@
 package pluginhost
 
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/pluginhost/pluginhost/internal/tomlpos"
+)
+
+// ErrInvalidManifest is reported, through errors.Is, by every error about a
+// plugin's manifest: a TOML syntax error, a missing or malformed field. The
+// errors themselves are [*ManifestError] values.
+var ErrInvalidManifest = errors.New("pluginhost: invalid manifest")
+
+// ManifestError describes one problem in a plugin's manifest. errors.Is
+// reports it as [ErrInvalidManifest]; errors.As finds the underlying cause
+// (a *semver error, a toml.ParseError) through Unwrap.
+type ManifestError struct {
+	// Plugin is the plugin's id when known: the id field was present, even if
+	// it is itself invalid. It is empty for TOML syntax errors.
+	Plugin string
+	// Field is the path of the field, such as "version",
+	// "settings[1].default" or "config.api_token.type"; empty for syntax
+	// errors.
+	Field string
+	// Line is the 1-based line in plugin.toml, 0 when unknown (for instance
+	// for a required field that is missing).
+	Line int
+	// Err is the cause.
+	Err error
+}
+
+// Error returns a message such as
+//
+//	pluginhost: plugin "notes": plugin.toml line 3: field "version": "1.x" is not a semantic version: invalid semantic version
+//
+// leaving out the plugin, the line and the field when they are unknown.
+func (e *ManifestError) Error() string {
+	var b strings.Builder
+	b.WriteString("pluginhost: ")
+	if e.Plugin != "" {
+		fmt.Fprintf(&b, "plugin %q: ", e.Plugin)
+	}
+	b.WriteString("plugin.toml")
+	if e.Line > 0 {
+		fmt.Fprintf(&b, " line %d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		fmt.Fprintf(&b, "field %q: ", e.Field)
+	}
+	if e.Err != nil {
+		b.WriteString(e.Err.Error())
+	} else {
+		b.WriteString("invalid manifest")
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause, e.Err.
+func (e *ManifestError) Unwrap() error { return e.Err }
+
+// Is reports whether target is [ErrInvalidManifest].
+func (e *ManifestError) Is(target error) bool { return target == ErrInvalidManifest }
+
 // Manifest is a plugin's validated plugin.toml. Obtain one with
-// [ParseManifest]; the zero value is not a valid manifest.
+// [ParseManifest]; the zero value is not a valid manifest. A Manifest is not
+// modified after parsing and is safe for concurrent reads.
 type Manifest struct {
 	// ID is the plugin's unique slug: lowercase letters, digits and single
 	// hyphens, starting with a letter, at most 40 bytes.
 	ID string
 	// Name is the human-readable name.
 	Name string
-	// Version is the plugin's semantic version.
+	// Version is the plugin's semantic version, in the full
+	// MAJOR.MINOR.PATCH form of SemVer 2.0.0 with optional pre-release and
+	// build parts, without a "v" prefix: "1.4.0", "2.0.0-rc.1".
 	Version string
 	// Description and Author are free text.
 	Description string
@@ -30,6 +101,11 @@ type Manifest struct {
 	// Warnings lists what was ignored, such as unknown keys, with their
 	// lines.
 	Warnings []string
+
+	version *semver.Version                // parsed Version
+	host    *semver.Constraints            // parsed Host; nil when empty
+	deps    map[string]*semver.Constraints // parsed Dependencies
+	lines   map[string]int                 // field path → line, from tomlpos
 }
 
 // ConfigField declares one plugin config key ([config.<key>] in plugin.toml).
@@ -46,4 +122,111 @@ type ConfigField struct {
 	// Env names the environment variable that supplies the value; when empty
 	// it is PLUGINHOST_<ID>_<KEY>, upper-cased, with "-" replaced by "_".
 	Env string
+}
+
+// ParseManifest parses and validates the contents of a plugin.toml.
+//
+// A TOML syntax error is returned alone, as a [*ManifestError] with the
+// line. Otherwise every problem found is reported: the error is one
+// *ManifestError, or several joined with [errors.Join], each naming the
+// field and, where the field is present, its line. Either way errors.Is(err,
+// [ErrInvalidManifest]) is true and the returned *Manifest is nil.
+//
+// Unknown fields, at any level, are not errors: they are listed in
+// Manifest.Warnings, so that plugins written for a newer host still load.
+// A setting's group is checked later, against the groups of the host and of
+// the manifest, when the plugin is registered with a Manager.
+//
+// ParseManifest is safe for concurrent use.
+func ParseManifest(data []byte) (*Manifest, error) {
+	var doc map[string]any
+	if _, err := toml.Decode(string(data), &doc); err != nil {
+		return nil, syntaxError(err)
+	}
+	lines := tomlpos.Index(data)
+	p := &manifestParser{m: &Manifest{lines: lines}, lines: lines}
+	p.parse(table{p: p, m: doc})
+	if err := joinErrors(p.errs); err != nil {
+		return nil, err
+	}
+	p.m.Warnings = p.warnings()
+	return p.m, nil
+}
+
+// line returns the line that defines path in plugin.toml or, when path is
+// not there, the line of its nearest ancestor; 0 when unknown.
+func (m *Manifest) line(path string) int {
+	return tomlpos.Lines(m.lines).Line(path)
+}
+
+// checkGroups reports the settings whose group is defined neither by the
+// manifest's [[setting_groups]] nor in core, the host's groups. It returns
+// nil, a *ManifestError, or several joined.
+func (m *Manifest) checkGroups(core []SettingGroup) error {
+	known := make(map[string]bool, len(core)+len(m.SettingGroups))
+	for _, g := range core {
+		known[g.ID] = true
+	}
+	for _, g := range m.SettingGroups {
+		known[g.ID] = true
+	}
+	var errs []error
+	for i, s := range m.Settings {
+		if s.Group == "" || known[s.Group] {
+			continue
+		}
+		field := fmt.Sprintf("settings[%d].group", i)
+		errs = append(errs, &ManifestError{
+			Plugin: m.ID,
+			Field:  field,
+			Line:   m.line(field),
+			Err: fmt.Errorf("unknown setting group %q: define it with [[setting_groups]] or use one of the known groups (%s)",
+				s.Group, quotedList(known)),
+		})
+	}
+	return joinErrors(errs)
+}
+
+// syntaxError turns a TOML decoding error into a *ManifestError.
+func syntaxError(err error) *ManifestError {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return &ManifestError{Line: pe.Position.Line, Err: &tomlSyntaxError{pe: pe}}
+	}
+	return &ManifestError{Err: fmt.Errorf("not valid TOML: %w", err)}
+}
+
+// tomlSyntaxError words a toml.ParseError without repeating its line, which
+// ManifestError already shows, and unwraps to it.
+type tomlSyntaxError struct {
+	pe toml.ParseError
+}
+
+func (e *tomlSyntaxError) Error() string { return "not valid TOML: " + e.pe.Message }
+
+func (e *tomlSyntaxError) Unwrap() error { return e.pe }
+
+// joinErrors returns nil for no errors, the error itself for one, and
+// errors.Join of them for more.
+func joinErrors(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return errors.Join(errs...)
+}
+
+// quotedList returns the keys of set, sorted and quoted, or "none".
+func quotedList(set map[string]bool) string {
+	if len(set) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, fmt.Sprintf("%q", k))
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, ", ")
 }
