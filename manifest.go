@@ -18,8 +18,9 @@ import (
 var ErrInvalidManifest = errors.New("pluginhost: invalid manifest")
 
 // ManifestError describes one problem in a plugin's manifest. errors.Is
-// reports it as [ErrInvalidManifest]; errors.As finds the underlying cause
-// (a *semver error, a toml.ParseError) through Unwrap.
+// reports it as [ErrInvalidManifest]; through Unwrap, errors.Is and errors.As
+// also reach the underlying cause, such as semver.ErrInvalidSemVer or a
+// toml.ParseError.
 type ManifestError struct {
 	// Plugin is the plugin's id when known: the id field was present, even if
 	// it is itself invalid. It is empty for TOML syntax errors.
@@ -69,8 +70,8 @@ func (e *ManifestError) Unwrap() error { return e.Err }
 func (e *ManifestError) Is(target error) bool { return target == ErrInvalidManifest }
 
 // Manifest is a plugin's validated plugin.toml. Obtain one with
-// [ParseManifest]; the zero value is not a valid manifest. A Manifest is not
-// modified after parsing and is safe for concurrent reads.
+// [ParseManifest]; the zero value is not a valid manifest. Treat a parsed
+// Manifest as read-only: it is then safe for concurrent reads.
 type Manifest struct {
 	// ID is the plugin's unique slug: lowercase letters, digits and single
 	// hyphens, starting with a letter, at most 40 bytes.
@@ -111,10 +112,16 @@ type Manifest struct {
 // ConfigField declares one plugin config key ([config.<key>] in plugin.toml).
 // Values come from Config.PluginConfig and from the environment.
 type ConfigField struct {
-	Key         string
-	Type        ValueType
+	// Key is the <key> of [config.<key>]: a lowercase letter, then lowercase
+	// letters, digits, "_" and "-", at most 64 bytes.
+	Key string
+	// Type is the type of the value.
+	Type ValueType
+	// Description says what the value is for.
 	Description string
-	Required    bool
+	// Required keys must have a value, from the environment,
+	// Config.PluginConfig or Default; otherwise the plugin does not start.
+	Required bool
 	// Secret values are never logged.
 	Secret bool
 	// Default is nil, a string, a float64 or a bool, matching Type.
@@ -145,7 +152,7 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	}
 	lines := tomlpos.Index(data)
 	p := &manifestParser{m: &Manifest{lines: lines}, lines: lines}
-	p.parse(table{p: p, m: doc})
+	p.parse(tomlTable{p: p, m: doc})
 	if err := joinErrors(p.errs); err != nil {
 		return nil, err
 	}
