@@ -1,2 +1,95 @@
-// Package pluginhost hosts plugins in-process.
+// Package pluginhost hosts plugins in-process: Go packages compiled into a
+// service that register themselves at init, the way database/sql drivers
+// do. A [Manager] validates their manifests, migrates the database, gives
+// each plugin its own tables, merges their settings with the host's and
+// serves each plugin's HTTP routes under /api/plugin/<id>/.
+//
+// # Quick start
+//
+// A plugin is a type with a Manifest method returning its plugin.toml:
+//
+//	//go:embed plugin.toml
+//	var manifest []byte
+//
+//	type Plugin struct{}
+//
+//	func init() { pluginhost.Register(&Plugin{}) }
+//
+//	func (*Plugin) Manifest() []byte { return manifest }
+//
+//	func (*Plugin) RegisterRoutes(r chi.Router, h *pluginhost.Host) {
+//		r.Get("/hello", func(w http.ResponseWriter, r *http.Request) {
+//			w.Write([]byte("hello from " + h.ID()))
+//		})
+//	}
+//
+// The host imports the plugin packages, starts a Manager and mounts its
+// handler:
+//
+//	m, err := pluginhost.New(pluginhost.Config{DB: db})
+//	if err != nil { ... }
+//	if err := m.Start(ctx); err != nil { ... }
+//	defer m.Shutdown(context.Background())
+//	router.Mount("/api/plugin", m.Handler())
+//
+// # Capabilities
+//
+// Plugin has one method; everything else is an optional interface the
+// Manager finds by type assertion: [TableProvider] (declared tables),
+// [Migrator] (SQL migrations per dialect), [Seeder], [Initializer],
+// [RouteRegistrar] and [Shutdowner]. Every hook receives the plugin's
+// [Host]: its id and manifest, a [DB] that knows its table names, a logger,
+// the [Settings], its [PluginConfig] and its dependencies.
+//
+// # Lifecycle
+//
+// [Manager.Start] runs these phases in order:
+//
+//  1. Discover: snapshot the registry; every manifest was parsed at
+//     Register, and one that failed is reported, not fatal.
+//  2. Resolve: apply Config.Disabled and the persisted enable flags, check
+//     each manifest's host constraint against [APIVersion], resolve config
+//     values, and order the plugins by dependency (ties by id); a missing,
+//     incompatible, cyclic, failed or disabled dependency skips the plugin.
+//  3. Core: the library's tables, then Config.CoreMigrations, each
+//     migration in one transaction with its ledger row. A failure fails
+//     Start; no plugin code has run yet.
+//  4. Schema: per plugin, its declared tables then its migrations, in one
+//     transaction; a failure rolls back that plugin's work only.
+//  5. Settings: core definitions first, then each plugin's; defaults are
+//     written only where no value exists.
+//  6. Seed, 7. Init, 8. Routes: each plugin's hooks, in order.
+//  9. Running: the plugins that finished every phase are served.
+//
+// A plugin that fails a phase is marked failed with the reason, together
+// with its dependents, and nothing of it is mounted; the others go on.
+// Panics in hooks and handlers are recovered and logged with the plugin id
+// and stack. [Manager.Shutdown] calls the Shutdown hooks in reverse order.
+// [Manager.Status] reports each plugin's state, reason, warnings, missing
+// required settings, routes and phase timings.
+//
+// # Database
+//
+// The host passes its *sql.DB: SQLite (github.com/mattn/go-sqlite3) or
+// PostgreSQL (github.com/jackc/pgx/v5/stdlib). A plugin's declared table
+// "items" is created as "<id>__items" (hyphens in the id become
+// underscores), so plugins cannot collide with each other or the core and
+// hand-written SQL needs no quoting. Every applied step is recorded in the
+// ledger table pluginhost_ledger with a checksum: a declared table or a
+// migration that changed after it was applied is refused, naming what
+// changed, unless Config.DevMode is on. Queries through [DB] take "?"
+// placeholders on both dialects.
+//
+// # Settings
+//
+// Global settings are typed (string, number, boolean), grouped, and
+// persisted in pluginhost_settings. Core settings always win; a plugin key
+// or group id that already exists is ignored with a warning. Reads come
+// from an in-memory snapshot and do not allocate. Encrypted settings are
+// sealed with AES-256-GCM under Config.SecretKey.
+//
+// # Testing plugins
+//
+// Package [github.com/pluginhost/pluginhost/pluginhosttest] starts plugins
+// against a fresh in-memory SQLite database per test.
 package pluginhost

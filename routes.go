@@ -1,13 +1,14 @@
 package pluginhost
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 
@@ -158,6 +159,12 @@ func buildRoutes(id string, rr RouteRegistrar, h *Host, middleware []func(http.H
 	mux := chi.NewRouter()
 	mux.Use(recoverer)
 	mux.Use(middleware...)
+	mux.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusNotFound, "not found", id)
+	})
+	mux.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusMethodNotAllowed, "method not allowed", id)
+	})
 	rec := routerec.New(mux)
 	if rr != nil {
 		rr.RegisterRoutes(rec, h)
@@ -171,13 +178,15 @@ func buildRoutes(id string, rr RouteRegistrar, h *Host, middleware []func(http.H
 		routes = append(routes, RouteInfo{Method: method, Pattern: prefix + route, Plugin: id})
 		return nil
 	})
-	if err != nil && !errors.Is(err, errNoRoutes) {
+	if err != nil {
 		return nil, nil, err
 	}
+	// chi.Walk visits the methods of a pattern in map order.
+	slices.SortFunc(routes, func(a, b RouteInfo) int {
+		return cmp.Or(strings.Compare(a.Pattern, b.Pattern), strings.Compare(a.Method, b.Method))
+	})
 	return mux, routes, nil
 }
-
-var errNoRoutes = errors.New("no routes")
 
 func writeJSONError(w http.ResponseWriter, status int, msg, plugin string) {
 	body := map[string]string{"error": msg}
@@ -193,7 +202,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// Routes lists every mounted route of the running plugins, in plugin order.
+// Routes lists every mounted route of the running plugins: by plugin id,
+// then pattern, then method.
 func (m *Manager) Routes() []RouteInfo {
 	var out []RouteInfo
 	for _, mnt := range m.mounts.Load().order {
