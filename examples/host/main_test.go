@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pluginhost/pluginhost/internal/testdb"
+)
+
+// startHost runs the host with args until the test ends and returns its
+// base URL.
+func startHost(t *testing.T, logs io.Writer, args ...string) (base string, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), logs, ready) }()
+	select {
+	case addr := <-ready:
+		var once sync.Once
+		var err error
+		stop = func() error {
+			once.Do(func() { cancel(); err = <-done })
+			return err
+		}
+		t.Cleanup(func() { _ = stop() })
+		return "http://" + addr, stop
+	case err := <-done:
+		cancel()
+		t.Fatalf("host did not start: %v", err)
+		return "", nil
+	}
+}
+
+func get(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(v))
+	return resp.StatusCode
+}
+
+func post(t *testing.T, url, body string) int {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestHost(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		dsn := filepath.Join(t.TempDir(), "example.db")
+		if d == testdb.Postgres {
+			_, dsn = testdb.OpenPostgres(t)
+		}
+		var logs bytes.Buffer
+		base, stop := startHost(t, &logs, "-db", dsn)
+
+		var health struct {
+			Status  string            `json:"status"`
+			App     string            `json:"app"`
+			Plugins map[string]string `json:"plugins"`
+		}
+		require.Equal(t, http.StatusOK, get(t, base+"/api/health", &health))
+		require.Equal(t, "ok", health.Status)
+		require.Equal(t, "pluginhost example", health.App)
+		require.Equal(t, map[string]string{"notes": "running", "audit": "running"}, health.Plugins)
+
+		require.Equal(t, http.StatusCreated, post(t, base+"/api/plugin/notes/notes", `{"title":"from the test","body":"hi"}`))
+		var events []map[string]any
+		require.Equal(t, http.StatusOK, get(t, base+"/api/plugin/audit/events", &events))
+		require.Len(t, events, 1)
+		require.Equal(t, "note.created", events[0]["kind"])
+
+		var missing map[string]string
+		require.Equal(t, http.StatusNotFound, get(t, base+"/api/plugin/missing/x", &missing))
+		require.Equal(t, "unknown plugin", missing["error"])
+
+		require.NoError(t, stop(), "Ctrl-C shuts down cleanly")
+		require.Contains(t, logs.String(), `msg="plugin running" plugin=notes`)
+		require.Contains(t, logs.String(), `msg="plugin running" plugin=audit`)
+		require.Contains(t, logs.String(), `version=0001_users`)
+		require.Contains(t, logs.String(), `msg="pluginhost shut down"`)
+
+		// A restart keeps the data and does not seed twice.
+		base, _ = startHost(t, io.Discard, "-db", dsn)
+		var notes []map[string]any
+		require.Equal(t, http.StatusOK, get(t, base+"/api/plugin/notes/notes", &notes))
+		require.Len(t, notes, 2)
+		require.Equal(t, "Welcome", notes[0]["title"])
+		require.Equal(t, "from the test", notes[1]["title"])
+	})
+}
+
+func TestHostRejectsBadFlags(t *testing.T) {
+	t.Parallel()
+	err := run(context.Background(), []string{"-nope"}, io.Discard, nil)
+	require.ErrorContains(t, err, "flag provided but not defined")
+}
