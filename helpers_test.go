@@ -3,6 +3,7 @@ package pluginhost_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -154,3 +155,7 @@ func (l *logBuffer) String() string {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+type contextT = context.Context
+
+var errTest = errors.New("test failure")

@@ -280,7 +280,8 @@ func (m *Manager) resolve(overrides map[string]bool) {
 
 	sorted := depgraph.Sort(ids, deps)
 	for _, id := range ids {
-		if cycle, ok := sorted.Cycles[id]; ok {
+		// A plugin already disabled or failed keeps that first reason.
+		if cycle, ok := sorted.Cycles[id]; ok && m.byID[id].alive() {
 			m.failLocked(m.byID[id], PhaseResolve, fmt.Errorf("dependency cycle %s", cycle))
 		}
 	}
@@ -444,23 +445,25 @@ func (m *Manager) requiredErr() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var errs []error
-	check := func(id string, p *plugin) {
+	// A plugin named in Config.Required must run; RequireAll only covers
+	// the plugins that are not disabled.
+	check := func(id string, p *plugin, named bool) {
 		switch {
 		case p == nil:
 			errs = append(errs, fmt.Errorf("%w: plugin %q is not registered", ErrRequired, id))
 		case p.state == StateFailed:
 			errs = append(errs, fmt.Errorf("%w: plugin %q failed: %s", ErrRequired, id, p.reason))
-		case p.state == StateDisabled && !m.cfg.RequireAll:
+		case p.state == StateDisabled && named:
 			errs = append(errs, fmt.Errorf("%w: plugin %q is disabled: %s", ErrRequired, id, p.reason))
 		}
 	}
 	for _, id := range m.cfg.Required {
-		check(id, m.byID[id])
+		check(id, m.byID[id], true)
 	}
 	if m.cfg.RequireAll {
 		for _, p := range m.all {
 			if !slices.Contains(m.cfg.Required, p.id) {
-				check(p.id, p)
+				check(p.id, p, false)
 			}
 		}
 	}

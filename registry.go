@@ -67,6 +67,13 @@ func (r *Registry) Register(p Plugin) error {
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if reg.key == "("+reg.goType+")" {
+		// No id to collide on: two broken plugins of one Go type are two
+		// entries, each reported by the Manager, not a duplicate.
+		for n := 2; r.entries[reg.key] != nil; n++ {
+			reg.key = fmt.Sprintf("(%s #%d)", reg.goType, n)
+		}
+	}
 	if prev, dup := r.entries[reg.key]; dup {
 		return fmt.Errorf("%w: plugin id %q is registered by both %s and %s (two plugins cannot share an id)",
 			ErrDuplicateID, reg.key, prev.goType, reg.goType)
@@ -100,7 +107,8 @@ func (r *Registry) snapshot() []*registration {
 
 // registrationKey is the plugin id, from the manifest or, when the manifest
 // is invalid, from the error when the id itself was readable; otherwise the
-// Go type in parentheses, which cannot be a valid id.
+// Go type in parentheses, which cannot be a valid id (numbered by Register
+// when several such plugins share a Go type).
 func registrationKey(reg *registration) string {
 	if reg.manifest != nil {
 		return reg.manifest.ID
