@@ -136,6 +136,9 @@ func New(cfg Config) (*Manager, error) {
 // are loaded by Start.
 func (m *Manager) Settings() *Settings { return m.settings }
 
+// startUndoTimeout bounds the Shutdown hooks Start runs when it fails.
+const startUndoTimeout = 30 * time.Second
+
 // Start runs the phases, in order: discover the registered plugins and their
 // manifests; resolve them (Config and persisted enable flags, host
 // constraints, config values, dependencies, order); apply the library's and
@@ -158,7 +161,12 @@ func (m *Manager) Start(ctx context.Context) error {
 	m.started = true
 	began := time.Now()
 	if err := m.start(ctx); err != nil {
-		_ = m.shutdownPlugins(context.WithoutCancel(ctx))
+		// Undo what started, within a bound even if ctx is already done.
+		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startUndoTimeout)
+		if undoErr := m.shutdownPlugins(undoCtx); undoErr != nil {
+			m.log.Error("shutting down the plugins of a failed start", "err", undoErr)
+		}
+		cancel()
 		m.publish(false)
 		return err
 	}
@@ -611,6 +619,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 // order and joins their errors.
 func (m *Manager) shutdownPlugins(ctx context.Context) error {
 	var errs []error
+	var grace <-chan time.Time // after the deadline: one shared grace period
 	for i := len(m.order) - 1; i >= 0; i-- {
 		p := m.order[i]
 		m.mu.Lock()
@@ -624,12 +633,7 @@ func (m *Manager) shutdownPlugins(ctx context.Context) error {
 		start := time.Now()
 		done := make(chan error, 1)
 		go func() { done <- callPlugin(p, PhaseShutdown, func() error { return sd.Shutdown(ctx, p.host) }) }()
-		var err error
-		select {
-		case err = <-done:
-		case <-ctx.Done():
-			err = fmt.Errorf("did not return before the deadline: %w", ctx.Err())
-		}
+		err := awaitHook(ctx, done, &grace)
 		m.mu.Lock()
 		p.timings = append(p.timings, PhaseTiming{PhaseShutdown, time.Since(start)})
 		m.mu.Unlock()
@@ -639,6 +643,30 @@ func (m *Manager) shutdownPlugins(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// shutdownGrace is how long, in all, hooks called after the deadline get to
+// notice their canceled context and return.
+const shutdownGrace = 100 * time.Millisecond
+
+// awaitHook waits for a hook's result until ctx is done; after that, for
+// what is left of one grace period shared by all later hooks, so that a hook
+// that returns at once on a canceled context is reported as it returned.
+func awaitHook(ctx context.Context, done <-chan error, grace *<-chan time.Time) error {
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	if *grace == nil {
+		*grace = time.After(shutdownGrace)
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-*grace:
+		return fmt.Errorf("did not return before the deadline: %w", ctx.Err())
+	}
 }
 
 // dependency returns the plugin id for its dependent from, while it is

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 )
@@ -103,6 +104,9 @@ func convertConfigValue(t ValueType, v any) (any, error) {
 		}
 	case NumberType:
 		if n, ok := toFloat(v); ok {
+			if math.IsNaN(n) || math.IsInf(n, 0) {
+				return nil, fmt.Errorf("want a finite number, got %v", n)
+			}
 			return n, nil
 		}
 	case BooleanType:
@@ -117,8 +121,8 @@ func parseConfigText(t ValueType, text string) (any, error) {
 	switch t {
 	case NumberType:
 		n, err := strconv.ParseFloat(text, 64)
-		if err != nil {
-			return nil, fmt.Errorf("not a number")
+		if err != nil || math.IsNaN(n) || math.IsInf(n, 0) {
+			return nil, fmt.Errorf("not a finite number")
 		}
 		return n, nil
 	case BooleanType:

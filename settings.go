@@ -1,11 +1,13 @@
 package pluginhost
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -166,8 +168,9 @@ func (s *Settings) Definitions() []Setting {
 
 // Set validates value against the setting's type and stores it: a string
 // for string settings, a bool for boolean settings and any Go integer or
-// float for numbers. Encrypted settings are sealed before they are written;
-// without Config.SecretKey that is an error wrapping ErrNoSecretKey.
+// finite float for numbers. Encrypted settings are sealed before they are
+// written; without Config.SecretKey that is an error wrapping
+// ErrNoSecretKey.
 func (s *Settings) Set(ctx context.Context, key string, value any) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -212,6 +215,9 @@ func (v *settingValue) assign(value any) error {
 		n, ok := toFloat(value)
 		if !ok {
 			return fmt.Errorf("want a number, got %T", value)
+		}
+		if math.IsNaN(n) || math.IsInf(n, 0) {
+			return fmt.Errorf("want a finite number, got %v", n)
 		}
 		v.num = n
 	case BooleanType:
@@ -383,8 +389,8 @@ func (s *Settings) load(ctx context.Context, sources []settingsSource) (map[stri
 		}
 	}
 	slices.SortStableFunc(groups, func(a, b SettingGroup) int {
-		if a.SortOrder != b.SortOrder {
-			return a.SortOrder - b.SortOrder
+		if c := cmp.Compare(a.SortOrder, b.SortOrder); c != 0 {
+			return c // not a.SortOrder - b.SortOrder, which can overflow
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
@@ -413,6 +419,12 @@ func (s *Settings) load(ctx context.Context, sources []settingsSource) (map[stri
 		}
 		if _, ok := stored[def.Key]; ok {
 			continue // unreadable stored value: use the default, never overwrite
+		}
+		if def.Encrypted && s.sealer == nil {
+			// Only an empty default gets here: admissible and
+			// Config.validate refuse the others. It is used but cannot be
+			// sealed, so it is not stored; a start with a key stores it.
+			continue
 		}
 		text, err := s.encode(v)
 		if err != nil {
