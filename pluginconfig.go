@@ -53,29 +53,14 @@ func resolvePluginConfig(m *Manifest, given map[string]any, lookupEnv func(strin
 	for _, f := range m.Config {
 		declared[f.Key] = true
 		source := fmt.Sprintf("Config.PluginConfig[%q][%q]", m.ID, f.Key)
-		v, ok := given[f.Key]
-		if ok {
-			conv, err := convertConfigValue(f.Type, v)
-			if err != nil {
-				return nil, nil, fmt.Errorf("config key %q: %s: %w", f.Key, source, err)
-			}
-			v = conv
-		}
-		if text, set := lookupEnv(f.Env); set {
-			conv, err := parseConfigText(f.Type, text)
-			if err != nil {
-				shown := strconv.Quote(text)
-				if f.Secret {
-					shown = "(secret)"
-				}
-				return nil, nil, fmt.Errorf("config key %q: environment variable %s=%s: %w", f.Key, f.Env, shown, err)
-			}
-			v, ok = conv, true
+		v, ok, err := configValue(f, source, given, lookupEnv)
+		if err != nil {
+			return nil, nil, err
 		}
 		if !ok && f.Default != nil {
 			v, ok = f.Default, true
 		}
-		if !ok {
+		if !ok || (f.Required && v == "") {
 			if f.Required {
 				return nil, nil, fmt.Errorf("config key %q is required: set the environment variable %s or %s", f.Key, f.Env, source)
 			}
@@ -94,6 +79,32 @@ func resolvePluginConfig(m *Manifest, given map[string]any, lookupEnv func(strin
 		warnings = append(warnings, fmt.Sprintf("Config.PluginConfig[%q][%q] is not declared in the manifest; ignored", m.ID, k))
 	}
 	return cfg, warnings, nil
+}
+
+// configValue reads one key from the environment, which wins, or else from
+// Config.PluginConfig. A value of the wrong type is an error naming the key
+// and both places a value can come from; a secret value is never shown.
+func configValue(f ConfigField, source string, given map[string]any, lookupEnv func(string) (string, bool)) (any, bool, error) {
+	if text, set := lookupEnv(f.Env); set {
+		v, err := parseConfigText(f.Type, text)
+		if err != nil {
+			shown := strconv.Quote(text)
+			if f.Secret {
+				shown = "(secret)"
+			}
+			return nil, false, fmt.Errorf("config key %q: environment variable %s=%s: %w", f.Key, f.Env, shown, err)
+		}
+		return v, true, nil
+	}
+	v, ok := given[f.Key]
+	if !ok {
+		return nil, false, nil
+	}
+	conv, err := convertConfigValue(f.Type, v)
+	if err != nil {
+		return nil, false, fmt.Errorf("config key %q: %s: %w (or set the environment variable %s)", f.Key, source, err, f.Env)
+	}
+	return conv, true, nil
 }
 
 func convertConfigValue(t ValueType, v any) (any, error) {
