@@ -93,7 +93,9 @@ func (m *Manager) migrateCore(ctx context.Context, conn *sql.Conn, l migrate.Led
 
 // applyMigrations applies the pending migrations of a line one by one, each
 // in its own transaction; the first failure stops it, leaving the database
-// as it was before that migration.
+// as it was before that migration. Each transaction re-reads the line's
+// ledger rows first, under the write lock: another process booting on the
+// same database may have applied the migration since l was loaded.
 func (m *Manager) applyMigrations(ctx context.Context, conn *sql.Conn, l migrate.Ledger, line string, all []migrate.Migration) error {
 	pending, err := migrate.Pending(l, line, all)
 	if err != nil {
@@ -101,17 +103,27 @@ func (m *Manager) applyMigrations(ctx context.Context, conn *sql.Conn, l migrate
 	}
 	for _, mig := range pending {
 		e := migrate.Entry{Line: line, Version: mig.Version, Checksum: mig.Checksum}
+		applied := false
 		err := migrate.InTx(ctx, conn, m.cfg.Dialect.beginStatement(), func(ex migrate.Execer) error {
+			if err := l.Refresh(ctx, ex, m.db.Rebind, line); err != nil {
+				return err
+			}
+			if still, err := migrate.Pending(l, line, []migrate.Migration{mig}); err != nil || len(still) == 0 {
+				return err
+			}
 			if _, err := ex.ExecContext(ctx, mig.SQL); err != nil {
 				return fmt.Errorf("migration %s: %w", mig.Version, err)
 			}
+			applied = true
 			return migrate.Record(ctx, ex, m.db.Rebind, e)
 		})
 		if err != nil {
 			return err
 		}
-		l.Put(e)
-		m.log.Info("applied migration", "line", line, "version", mig.Version)
+		if applied {
+			l.Put(e)
+			m.log.Info("applied migration", "line", line, "version", mig.Version)
+		}
 	}
 	return nil
 }
@@ -123,22 +135,34 @@ type schemaPlan struct {
 	migrations []migrate.Migration
 	entries    []migrate.Entry // ledger rows to write with the work
 	changed    map[string]string
+	warnings   []string // for the plugin's status: recorded tables no longer declared
 }
 
 func (pl *schemaPlan) empty() bool { return len(pl.create) == 0 && len(pl.migrations) == 0 }
 
 // migratePlugin creates the plugin's new tables and applies its pending
-// migrations in one transaction: on failure none of it stays.
+// migrations in one transaction: on failure none of it stays. When there is
+// work, it is planned again inside the transaction from the plugin's ledger
+// rows read under the write lock, since another process booting on the same
+// database may have done it since l was loaded.
 func (m *Manager) migratePlugin(ctx context.Context, conn *sql.Conn, l migrate.Ledger, p *plugin) error {
 	plan, err := m.planSchema(p, l)
 	if err != nil {
 		return err
 	}
 	if plan.empty() {
+		m.addWarnings(p, plan.warnings)
 		return nil
 	}
 	d := sqlgen.Dialect(m.cfg.Dialect)
 	err = migrate.InTx(ctx, conn, m.cfg.Dialect.beginStatement(), func(ex migrate.Execer) error {
+		if err := l.Refresh(ctx, ex, m.db.Rebind, p.id); err != nil {
+			return err
+		}
+		var err error
+		if plan, err = m.planSchema(p, l); err != nil {
+			return err
+		}
 		for _, t := range plan.drop {
 			if _, err := ex.ExecContext(ctx, sqlgen.DropTable(d, t)); err != nil {
 				return fmt.Errorf("drop table %s: %w", t.Physical, err)
@@ -166,6 +190,7 @@ func (m *Manager) migratePlugin(ctx context.Context, conn *sql.Conn, l migrate.L
 	if err != nil {
 		return err
 	}
+	m.addWarnings(p, plan.warnings)
 	for _, e := range plan.entries {
 		l.Put(e)
 	}
@@ -234,11 +259,10 @@ func (m *Manager) planSchema(p *plugin, l migrate.Ledger) (*schemaPlan, error) {
 	slices.Reverse(plan.drop)
 	for version := range l[p.id] {
 		if strings.HasPrefix(version, "table:") && !declared[version] {
-			m.mu.Lock()
-			p.warnings = append(p.warnings, fmt.Sprintf("table %q is no longer declared; it was left in place with its data", strings.TrimPrefix(version, "table:")))
-			m.mu.Unlock()
+			plan.warnings = append(plan.warnings, fmt.Sprintf("table %q is no longer declared; it was left in place with its data", strings.TrimPrefix(version, "table:")))
 		}
 	}
+	slices.Sort(plan.warnings)
 
 	if mg, ok := p.plugin.(Migrator); ok {
 		all, err := migrate.Read(mg.Migrations(), string(m.cfg.Dialect))
@@ -254,6 +278,16 @@ func (m *Manager) planSchema(p *plugin, l migrate.Ledger) (*schemaPlan, error) {
 		}
 	}
 	return plan, nil
+}
+
+// addWarnings appends warnings to the plugin's status.
+func (m *Manager) addWarnings(p *plugin, warnings []string) {
+	if len(warnings) == 0 {
+		return
+	}
+	m.mu.Lock()
+	p.warnings = append(p.warnings, warnings...)
+	m.mu.Unlock()
 }
 
 // toSQLGen converts the public declarations to the generator's input.

@@ -79,6 +79,35 @@ func Load(ctx context.Context, q Execer, tableExists func(context.Context, strin
 	return l, true, nil
 }
 
+// Refresh re-reads the rows of one line from the ledger table and replaces
+// what l held for it. Call it inside the transaction that applies the
+// line's steps: another process may have applied them since l was loaded.
+// bind turns ? placeholders into the dialect's.
+func (l Ledger) Refresh(ctx context.Context, q Execer, bind func(string) string, line string) error {
+	rows, err := q.QueryContext(ctx, bind(`SELECT version, checksum, definition FROM `+LedgerTable+` WHERE line = ?`), line)
+	if err != nil {
+		return fmt.Errorf("read migration ledger: %w", err)
+	}
+	defer rows.Close()
+	fresh := map[string]Entry{}
+	for rows.Next() {
+		e := Entry{Line: line}
+		if err := rows.Scan(&e.Version, &e.Checksum, &e.Definition); err != nil {
+			return fmt.Errorf("read migration ledger: %w", err)
+		}
+		fresh[e.Version] = e
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read migration ledger: %w", err)
+	}
+	if len(fresh) == 0 {
+		delete(l, line)
+	} else {
+		l[line] = fresh
+	}
+	return nil
+}
+
 // Record writes e to the ledger table, replacing an earlier row of the same
 // line and version. bind turns ? placeholders into the dialect's.
 func Record(ctx context.Context, ex Execer, bind func(string) string, e Entry) error {
@@ -155,6 +184,10 @@ func compareVersions(a, b string) int {
 	na, nb = strings.TrimLeft(na, "0"), strings.TrimLeft(nb, "0")
 	if len(na) != len(nb) {
 		return len(na) - len(nb)
+	}
+	// Compare the numbers without their padding: "00013_b" after "0012_a".
+	if c := strings.Compare(na, nb); c != 0 {
+		return c
 	}
 	return strings.Compare(a, b)
 }
