@@ -2,13 +2,16 @@ package pluginhost_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/pluginhost/pluginhost"
+	"github.com/pluginhost/pluginhost/internal/sqlgen"
 	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
@@ -71,6 +74,16 @@ func BenchmarkStart(b *testing.B) {
 				}
 				perPlugin(b, n)
 			})
+			b.Run(fmt.Sprintf("%s/ddl-only/plugins=%d", d, n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					b.StopTimer()
+					db, _ := testdb.Open(b, d)
+					b.StartTimer()
+					rawDDL(b, db, d, plugins)
+				}
+				perPlugin(b, n)
+			})
 			b.Run(fmt.Sprintf("%s/warm/plugins=%d", d, n), func(b *testing.B) {
 				db, _ := testdb.Open(b, d)
 				cfg := pluginhost.Config{DB: db, Registry: registry(b, plugins...), Logger: discardLogger(), RequireAll: true}
@@ -82,6 +95,45 @@ func BenchmarkStart(b *testing.B) {
 				}
 				perPlugin(b, n)
 			})
+		}
+	}
+}
+
+// rawDDL runs only the statements that create the plugins' tables, one
+// transaction per plugin: the database's own share of a cold Start, the
+// baseline pluginhost's overhead is measured against.
+func rawDDL(b *testing.B, db *sql.DB, d testdb.Dialect, plugins []pluginhost.Plugin) {
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	begin := "BEGIN"
+	if d == testdb.SQLite {
+		begin = "BEGIN IMMEDIATE"
+	}
+	for _, p := range plugins {
+		f := p.(*fake)
+		var tables []sqlgen.Table
+		for _, t := range f.tables {
+			st := sqlgen.Table{Name: t.Name, PrimaryKey: t.PrimaryKey}
+			for _, c := range t.Columns {
+				st.Columns = append(st.Columns, sqlgen.Column{Name: c.Name, Type: string(c.Type), PrimaryKey: c.PrimaryKey,
+					NotNull: c.NotNull, Unique: c.Unique, DefaultNow: c.DefaultNow, References: c.References, OnDelete: c.OnDelete})
+			}
+			tables = append(tables, st)
+		}
+		id, _, _ := strings.Cut(strings.TrimPrefix(f.manifest, `id = "`), `"`)
+		schema, err := sqlgen.Build(sqlgen.PluginPrefix(id), tables)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stmts := append([]string{begin}, schema.Create(sqlgen.Dialect(d))...)
+		for _, stmt := range append(stmts, "COMMIT") {
+			if _, err := conn.ExecContext(ctx, stmt); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }
