@@ -128,6 +128,32 @@ func (m *Manager) applyMigrations(ctx context.Context, conn *sql.Conn, l migrate
 	return nil
 }
 
+// declaration is what a plugin declares for its schema: its validated
+// tables and its migrations for the dialect. It is built once per Start.
+type declaration struct {
+	schema     *sqlgen.Schema
+	migrations []migrate.Migration
+}
+
+// declare calls the plugin's Tables and Migrations and validates them.
+func (m *Manager) declare(p *plugin) (*declaration, error) {
+	var tables []Table
+	if tp, ok := p.plugin.(TableProvider); ok {
+		tables = tp.Tables()
+	}
+	schema, err := sqlgen.Build(tablePrefix(p.id), toSQLGen(tables))
+	if err != nil {
+		return nil, err
+	}
+	d := &declaration{schema: schema}
+	if mg, ok := p.plugin.(Migrator); ok {
+		if d.migrations, err = migrate.Read(mg.Migrations(), string(m.cfg.Dialect)); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
 // schemaPlan is the work one plugin's schema needs: nothing on a warm boot.
 type schemaPlan struct {
 	drop       []*sqlgen.Resolved // changed tables, development mode only, in drop order
@@ -146,7 +172,11 @@ func (pl *schemaPlan) empty() bool { return len(pl.create) == 0 && len(pl.migrat
 // rows read under the write lock, since another process booting on the same
 // database may have done it since l was loaded.
 func (m *Manager) migratePlugin(ctx context.Context, conn *sql.Conn, l migrate.Ledger, p *plugin) error {
-	plan, err := m.planSchema(p, l)
+	decl, err := m.declare(p)
+	if err != nil {
+		return err
+	}
+	plan, err := m.planSchema(p.id, decl, l)
 	if err != nil {
 		return err
 	}
@@ -160,7 +190,7 @@ func (m *Manager) migratePlugin(ctx context.Context, conn *sql.Conn, l migrate.L
 			return err
 		}
 		var err error
-		if plan, err = m.planSchema(p, l); err != nil {
+		if plan, err = m.planSchema(p.id, decl, l); err != nil {
 			return err
 		}
 		for _, t := range plan.drop {
@@ -169,10 +199,8 @@ func (m *Manager) migratePlugin(ctx context.Context, conn *sql.Conn, l migrate.L
 			}
 		}
 		for _, t := range plan.create {
-			for _, stmt := range sqlgen.CreateTable(d, t) {
-				if _, err := ex.ExecContext(ctx, stmt); err != nil {
-					return fmt.Errorf("create table %q (%s): %w", t.Name, t.Physical, err)
-				}
+			if _, err := ex.ExecContext(ctx, strings.Join(sqlgen.CreateTable(d, t), ";\n")); err != nil {
+				return fmt.Errorf("create table %q (%s): %w", t.Name, t.Physical, err)
 			}
 		}
 		for _, mig := range plan.migrations {
@@ -180,12 +208,7 @@ func (m *Manager) migratePlugin(ctx context.Context, conn *sql.Conn, l migrate.L
 				return fmt.Errorf("migration %s: %w", mig.Version, err)
 			}
 		}
-		for _, e := range plan.entries {
-			if err := migrate.Record(ctx, ex, m.db.Rebind, e); err != nil {
-				return err
-			}
-		}
-		return nil
+		return migrate.Record(ctx, ex, m.db.Rebind, plan.entries...)
 	})
 	if err != nil {
 		return err
@@ -194,41 +217,39 @@ func (m *Manager) migratePlugin(ctx context.Context, conn *sql.Conn, l migrate.L
 	for _, e := range plan.entries {
 		l.Put(e)
 	}
-	for _, t := range plan.drop {
-		p.logger.Warn("development mode: dropped and recreated a changed table; its data is gone",
-			"table", t.Name, "changed", plan.changed[t.Name])
+	for _, t := range plan.create {
+		if what := plan.changed[t.Name]; what != "" {
+			p.logger.Warn("development mode: dropped and recreated a changed table; its data is gone",
+				"table", t.Name, "changed", what)
+		} else {
+			p.logger.Debug("created table", "table", t.Name, "physical", t.Physical)
+		}
+	}
+	for _, mig := range plan.migrations {
+		p.logger.Info("applied migration", "version", mig.Version)
 	}
 	return nil
 }
 
-// planSchema compares the plugin's declared tables and migrations with the
-// ledger. A table whose definition changed is an error naming it and what
-// changed, unless Config.DevMode is on; so is a changed applied migration.
-func (m *Manager) planSchema(p *plugin, l migrate.Ledger) (*schemaPlan, error) {
+// planSchema compares a plugin's declaration with the ledger. A table whose
+// definition changed is an error naming it and what changed, unless
+// Config.DevMode is on; so is a changed applied migration.
+func (m *Manager) planSchema(id string, decl *declaration, l migrate.Ledger) (*schemaPlan, error) {
 	plan := &schemaPlan{changed: map[string]string{}}
-	var tables []Table
-	if tp, ok := p.plugin.(TableProvider); ok {
-		tables = tp.Tables()
-	}
-	schema, err := sqlgen.Build(tablePrefix(p.id), toSQLGen(tables))
-	if err != nil {
-		return nil, err
-	}
+	tables := decl.schema.Tables
 	var errs []error
 	declared := map[string]bool{}
-	for i := range schema.Tables {
-		t := &schema.Tables[i]
+	for i := range tables {
+		t := &tables[i]
 		declared[tableVersion(t.Name)] = true
-		e, applied := l.Get(p.id, tableVersion(t.Name))
-		if applied && e.Checksum == t.Checksum {
+		e, applied := l.Get(id, tableVersion(t.Name))
+		if !applied || e.Checksum == t.Checksum {
 			continue
 		}
-		if applied {
-			plan.changed[t.Name] = sqlgen.Diff(e.Definition, t.Canonical)
-			if !m.cfg.DevMode {
-				errs = append(errs, fmt.Errorf("table %q changed since it was created: %s (restore its declaration and change the table with a migration, or set Config.DevMode to drop and recreate it)",
-					t.Name, plan.changed[t.Name]))
-			}
+		plan.changed[t.Name] = sqlgen.Diff(e.Definition, t.Canonical)
+		if !m.cfg.DevMode {
+			errs = append(errs, fmt.Errorf("table %q changed since it was created: %s (restore its declaration and change the table with a migration, or set Config.DevMode to drop and recreate it)",
+				t.Name, plan.changed[t.Name]))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -236,9 +257,9 @@ func (m *Manager) planSchema(p *plugin, l migrate.Ledger) (*schemaPlan, error) {
 	}
 	// Development mode recreates the changed tables and the tables that
 	// reference them; creation order puts referenced tables first.
-	for i := range schema.Tables {
-		t := &schema.Tables[i]
-		_, applied := l.Get(p.id, tableVersion(t.Name))
+	for i := range tables {
+		t := &tables[i]
+		_, applied := l.Get(id, tableVersion(t.Name))
 		recreate := plan.changed[t.Name] != ""
 		for _, c := range t.Columns {
 			if applied && !recreate && c.References != nil && plan.changed[c.References.Table] != "" {
@@ -252,30 +273,24 @@ func (m *Manager) planSchema(p *plugin, l migrate.Ledger) (*schemaPlan, error) {
 		if recreate || !applied {
 			plan.create = append(plan.create, t)
 			plan.entries = append(plan.entries, migrate.Entry{
-				Line: p.id, Version: tableVersion(t.Name), Checksum: t.Checksum, Definition: t.Canonical,
+				Line: id, Version: tableVersion(t.Name), Checksum: t.Checksum, Definition: t.Canonical,
 			})
 		}
 	}
 	slices.Reverse(plan.drop)
-	for version := range l[p.id] {
+	for version := range l[id] {
 		if strings.HasPrefix(version, "table:") && !declared[version] {
 			plan.warnings = append(plan.warnings, fmt.Sprintf("table %q is no longer declared; it was left in place with its data", strings.TrimPrefix(version, "table:")))
 		}
 	}
 	slices.Sort(plan.warnings)
 
-	if mg, ok := p.plugin.(Migrator); ok {
-		all, err := migrate.Read(mg.Migrations(), string(m.cfg.Dialect))
-		if err != nil {
-			return nil, err
-		}
-		plan.migrations, err = migrate.Pending(l, p.id, all)
-		if err != nil {
-			return nil, err
-		}
-		for _, mig := range plan.migrations {
-			plan.entries = append(plan.entries, migrate.Entry{Line: p.id, Version: mig.Version, Checksum: mig.Checksum})
-		}
+	var err error
+	if plan.migrations, err = migrate.Pending(l, id, decl.migrations); err != nil {
+		return nil, err
+	}
+	for _, mig := range plan.migrations {
+		plan.entries = append(plan.entries, migrate.Entry{Line: id, Version: mig.Version, Checksum: mig.Checksum})
 	}
 	return plan, nil
 }

@@ -108,16 +108,26 @@ func (l Ledger) Refresh(ctx context.Context, q Execer, bind func(string) string,
 	return nil
 }
 
-// Record writes e to the ledger table, replacing an earlier row of the same
-// line and version. bind turns ? placeholders into the dialect's.
-func Record(ctx context.Context, ex Execer, bind func(string) string, e Entry) error {
-	if _, err := ex.ExecContext(ctx, bind(`DELETE FROM `+LedgerTable+` WHERE line = ? AND version = ?`), e.Line, e.Version); err != nil {
-		return fmt.Errorf("record %s %s in ledger: %w", e.Line, e.Version, err)
+// Record writes entries to the ledger table in one statement, replacing
+// earlier rows of the same line and version (development mode rewrites a
+// recreated table's row). bind turns ? placeholders into the dialect's.
+func Record(ctx context.Context, ex Execer, bind func(string) string, entries ...Entry) error {
+	if len(entries) == 0 {
+		return nil
 	}
-	_, err := ex.ExecContext(ctx, bind(`INSERT INTO `+LedgerTable+` (line, version, checksum, definition) VALUES (?, ?, ?, ?)`),
-		e.Line, e.Version, e.Checksum, e.Definition)
-	if err != nil {
-		return fmt.Errorf("record %s %s in ledger: %w", e.Line, e.Version, err)
+	var b strings.Builder
+	b.WriteString(`INSERT INTO ` + LedgerTable + ` (line, version, checksum, definition) VALUES `)
+	args := make([]any, 0, 4*len(entries))
+	for i, e := range entries {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?)")
+		args = append(args, e.Line, e.Version, e.Checksum, e.Definition)
+	}
+	b.WriteString(` ON CONFLICT (line, version) DO UPDATE SET checksum = excluded.checksum, definition = excluded.definition, applied_at = CURRENT_TIMESTAMP`)
+	if _, err := ex.ExecContext(ctx, bind(b.String()), args...); err != nil {
+		return fmt.Errorf("record %s %s in the ledger: %w", entries[0].Line, entries[0].Version, err)
 	}
 	return nil
 }
