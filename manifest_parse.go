@@ -71,7 +71,7 @@ func (p *manifestParser) parse(top tomlTable) {
 		m.Host = host
 		c, err := parseConstraint(host)
 		if err != nil {
-			p.fail("host", err)
+			p.fail("host", fmt.Errorf("%w; this host provides plugin API %s", err, APIVersion))
 		}
 		m.host = c
 	}

@@ -218,7 +218,7 @@ func TestParseManifestBad(t *testing.T) {
 		{file: "version-short.toml", plugin: "notes", field: "version", line: 3, msg: `write "1.0.0"`},
 		{file: "version-v-prefix.toml", plugin: "notes", field: "version", line: 3, msg: `write "1.2.3"`},
 		{file: "version-wrong-type.toml", plugin: "notes", field: "version", line: 3, msg: "must be a string, not an integer"},
-		{file: "host-constraint-invalid.toml", plugin: "notes", field: "host", line: 4, msg: `">= banana" is not a version constraint`},
+		{file: "host-constraint-invalid.toml", plugin: "notes", field: "host", line: 4, msg: `">= banana" is not a version constraint (such as "^1.2.0" or ">= 1.0.0, < 2.0.0"): improper constraint: ">= banana"; this host provides plugin API 1.0.0`},
 		{file: "dependency-constraint-invalid.toml", plugin: "notes", field: "dependencies.search", line: 7, msg: `"^^1" is not a version constraint`},
 		{file: "dependency-empty-constraint.toml", plugin: "notes", field: "dependencies.auth", line: 6, msg: `use "*" to accept any version`},
 		{file: "dependency-self.toml", plugin: "notes", field: "dependencies.notes", line: 6, msg: "cannot depend on itself"},
