@@ -11,10 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/Masterminds/semver/v3"
 	"github.com/go-chi/chi/v5"
 
-	"github.com/pluginhost/pluginhost/internal/depgraph"
 	"github.com/pluginhost/pluginhost/internal/migrate"
 )
 
@@ -240,140 +238,6 @@ func (m *Manager) start(ctx context.Context) error {
 		m.mu.Unlock()
 		return nil
 	})
-}
-
-// discover snapshots the registry. A plugin whose manifest did not parse is
-// failed with the reason.
-func (m *Manager) discover() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, reg := range m.cfg.Registry.snapshot() {
-		p := &plugin{id: reg.key, plugin: reg.plugin, manifest: reg.manifest, state: StateStarting}
-		p.logger = m.log.With("plugin", p.id)
-		if reg.err != nil {
-			p.state, p.reason = StateFailed, PhaseDiscover+": "+reg.err.Error()
-		} else {
-			p.warnings = slices.Clone(reg.manifest.Warnings)
-		}
-		m.all = append(m.all, p)
-		m.byID[p.id] = p
-	}
-}
-
-// resolve applies the enable flags, checks each plugin's host constraint,
-// config values and setting groups, orders the plugins by dependency and
-// fails those whose dependencies are missing, incompatible, cyclic, failed
-// or disabled.
-func (m *Manager) resolve(overrides map[string]bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	disabled := map[string]bool{}
-	for _, id := range m.cfg.Disabled {
-		disabled[id] = true
-	}
-	var ids []string
-	deps := map[string][]string{}
-	for _, p := range m.all {
-		if p.manifest == nil {
-			continue
-		}
-		start := time.Now()
-		m.resolveOne(p, disabled, overrides)
-		p.timings = append(p.timings, PhaseTiming{PhaseResolve, time.Since(start)})
-		ids = append(ids, p.id)
-		for dep := range p.manifest.Dependencies {
-			deps[p.id] = append(deps[p.id], dep)
-		}
-	}
-
-	sorted := depgraph.Sort(ids, deps)
-	for _, id := range ids {
-		// A plugin already disabled or failed keeps that first reason.
-		if cycle, ok := sorted.Cycles[id]; ok && m.byID[id].alive() {
-			m.failLocked(m.byID[id], PhaseResolve, fmt.Errorf("dependency cycle %s", cycle))
-		}
-	}
-	for _, id := range sorted.Order {
-		p := m.byID[id]
-		m.order = append(m.order, p)
-		if !p.alive() {
-			continue
-		}
-		if err, disabled := m.checkDependencies(p); err != nil {
-			state := StateFailed
-			if disabled {
-				state = StateDisabled
-			}
-			m.setLocked(p, state, PhaseResolve, err)
-		}
-	}
-}
-
-// resolveOne decides a plugin's fate from its own manifest and the config.
-func (m *Manager) resolveOne(p *plugin, disabled, overrides map[string]bool) {
-	enabled, overridden := overrides[p.id]
-	switch {
-	case overridden && !enabled:
-		p.state, p.reason = StateDisabled, "disabled by an operator"
-		return
-	case !overridden && disabled[p.id]:
-		p.state, p.reason = StateDisabled, "disabled by Config.Disabled"
-		return
-	}
-	if err := checkHost(p.manifest); err != nil {
-		m.failLocked(p, PhaseResolve, err)
-		return
-	}
-	if err := p.manifest.checkGroups(m.cfg.CoreSettingGroups); err != nil {
-		m.failLocked(p, PhaseResolve, err)
-		return
-	}
-	cfg, warnings, err := resolvePluginConfig(p.manifest, m.cfg.PluginConfig[p.id], m.cfg.LookupEnv)
-	if err != nil {
-		m.failLocked(p, PhaseResolve, err)
-		return
-	}
-	p.warnings = append(p.warnings, warnings...)
-	p.host = &Host{
-		id: p.id, manifest: p.manifest, logger: p.logger, settings: m.settings, config: cfg, m: m,
-		db: &DB{sql: m.cfg.DB, dialect: m.cfg.Dialect, prefix: tablePrefix(p.id)},
-	}
-}
-
-// checkDependencies reports the first missing, incompatible, failed or
-// disabled dependency of p, in id order, and whether it is disabled. The
-// dependencies come before p in the order, so their fate is known.
-func (m *Manager) checkDependencies(p *plugin) (err error, disabled bool) {
-	ids := make([]string, 0, len(p.manifest.Dependencies))
-	for id := range p.manifest.Dependencies {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		dep := m.byID[id]
-		switch {
-		case dep == nil:
-			return fmt.Errorf("%w: dependency %q is not registered (is its package imported?)", ErrNotFound, id), false
-		case dep.manifest == nil || dep.state == StateFailed:
-			return fmt.Errorf("dependency %s failed", id), false
-		case dep.state == StateDisabled:
-			return fmt.Errorf("dependency %s disabled", id), true
-		}
-		if c := p.manifest.deps[id]; c != nil && !c.Check(dep.manifest.version) {
-			return fmt.Errorf("%w: dependency %s is version %s, which does not satisfy %q",
-				ErrIncompatible, id, dep.manifest.Version, p.manifest.Dependencies[id]), false
-		}
-	}
-	return nil, false
-}
-
-// checkHost checks the manifest's host constraint against APIVersion.
-func checkHost(man *Manifest) error {
-	if man.host == nil || man.host.Check(apiVersion) {
-		return nil
-	}
-	return fmt.Errorf("%w: the plugin requires host API %q; this host provides %s",
-		ErrIncompatible, man.Host, APIVersion)
 }
 
 // each runs one phase for every plugin still starting, in order, timing it
@@ -684,5 +548,3 @@ func (m *Manager) dependency(from, id string) (Plugin, error) {
 	}
 	return dep.plugin, nil
 }
-
-var apiVersion = semver.MustParse(APIVersion)
