@@ -176,16 +176,12 @@ func (m *Manager) Start(ctx context.Context) error {
 func (m *Manager) start(ctx context.Context) error {
 	m.discover()
 
-	conn, err := m.cfg.DB.Conn(ctx)
+	sess, err := m.openSchemaSession(ctx)
 	if err != nil {
-		return fmt.Errorf("pluginhost: cannot start: the database is unreachable: %w", err)
+		return err
 	}
-	defer conn.Close()
-	ledger, err := m.loadLedger(ctx, conn)
-	if err != nil {
-		return fmt.Errorf("pluginhost: cannot start: %w", err)
-	}
-	overrides, err := m.readOverrides(ctx, conn, ledger)
+	defer sess.close(ctx)
+	overrides, err := m.readOverrides(ctx, sess.conn, sess.ledger)
 	if err != nil {
 		return fmt.Errorf("pluginhost: cannot start: %w", err)
 	}
@@ -193,11 +189,11 @@ func (m *Manager) start(ctx context.Context) error {
 	if err := m.requiredErr(); err != nil {
 		return err
 	}
-	if err := m.migrateCore(ctx, conn, ledger); err != nil {
+	if err := m.migrateCore(ctx, sess); err != nil {
 		return fmt.Errorf("pluginhost: core migrations: %w", err)
 	}
-	err = m.each(PhaseSchema, func(p *plugin) error { return m.migratePlugin(ctx, conn, ledger, p) })
-	conn.Close() // seeds and Init use the pool; a one-connection pool needs it back
+	err = m.each(PhaseSchema, func(p *plugin) error { return m.migratePlugin(ctx, sess, p) })
+	sess.close(ctx) // seeds and Init use the pool; a one-connection pool needs it back
 	if err != nil {
 		return err
 	}

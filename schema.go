@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -20,6 +21,60 @@ func tableVersion(name string) string { return "table:" + name }
 
 // tablePrefix is the physical name prefix of a plugin's tables.
 func tablePrefix(id string) string { return sqlgen.PluginPrefix(id) }
+
+// schemaSession is Start's dedicated connection for schema work, with the
+// ledger as last read and, while migrations run, the migration lock.
+type schemaSession struct {
+	m      *Manager
+	conn   *sql.Conn
+	ledger migrate.Ledger
+	unlock func(context.Context) // nil while the lock is not held
+}
+
+// openSchemaSession takes a connection and reads the whole ledger in one
+// query: on a warm boot that read alone decides that nothing is to be done,
+// and no lock is taken.
+func (m *Manager) openSchemaSession(ctx context.Context) (*schemaSession, error) {
+	conn, err := m.cfg.DB.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("pluginhost: cannot start: the database is unreachable: %w", err)
+	}
+	s := &schemaSession{m: m, conn: conn}
+	if s.ledger, err = m.loadLedger(ctx, conn); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("pluginhost: cannot start: %w", err)
+	}
+	return s, nil
+}
+
+// lock takes the migration lock, if not held yet, and reads the ledger
+// again: another replica may have migrated while this one waited.
+func (s *schemaSession) lock(ctx context.Context) error {
+	if s.unlock != nil {
+		return nil
+	}
+	unlock, err := s.m.lockMigrations(ctx, s.conn)
+	if err != nil {
+		return err
+	}
+	s.unlock = unlock
+	l, err := s.m.loadLedger(ctx, s.conn)
+	if err != nil {
+		return err
+	}
+	maps.Copy(s.ledger, l)
+	return nil
+}
+
+// close releases the lock, if held, and the connection. It may be called
+// more than once.
+func (s *schemaSession) close(ctx context.Context) {
+	if s.unlock != nil {
+		s.unlock(ctx)
+		s.unlock = nil
+	}
+	_ = s.conn.Close()
+}
 
 // loadLedger reads the whole ledger in one query, or an empty ledger on a
 // database pluginhost has never touched.
@@ -54,41 +109,44 @@ func (m *Manager) readOverrides(ctx context.Context, conn *sql.Conn, l migrate.L
 	return out, rows.Err()
 }
 
-// migrateCore creates the ledger, then applies the library's own migrations
-// and the host's core migrations, each in one transaction with its ledger
-// row. When nothing is pending it writes nothing.
-func (m *Manager) migrateCore(ctx context.Context, conn *sql.Conn, l migrate.Ledger) error {
-	d := m.cfg.Dialect
-	if len(l) == 0 {
-		exists, err := d.tableExists(ctx, conn, migrate.LedgerTable)
-		if err != nil {
-			return err
-		}
-		if !exists {
-			err := migrate.InTx(ctx, conn, d.beginStatement(), func(ex migrate.Execer) error {
-				_, err := ex.ExecContext(ctx, migrate.LedgerDDL(string(d)))
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("create the migration ledger: %w", err)
-			}
-		}
-	}
-	library, err := migrate.Read(migrate.Library, string(d))
+// migrateCore applies the library's own migrations and the host's core
+// migrations, each in one transaction with its ledger row, creating the
+// ledger first. When nothing is pending it neither writes nor locks.
+func (m *Manager) migrateCore(ctx context.Context, s *schemaSession) error {
+	d := string(m.cfg.Dialect)
+	library, err := migrate.Read(migrate.Library, d)
 	if err != nil {
 		return err
 	}
-	if err := m.applyMigrations(ctx, conn, l, migrate.LibraryLine, library); err != nil {
-		return err
-	}
-	if m.cfg.CoreMigrations == nil {
-		return nil
-	}
-	core, err := migrate.Read(m.cfg.CoreMigrations, string(d))
+	core, err := migrate.Read(m.cfg.CoreMigrations, d)
 	if err != nil {
 		return fmt.Errorf("Config.CoreMigrations: %w", err)
 	}
-	return m.applyMigrations(ctx, conn, l, migrate.CoreLine, core)
+	pendingLibrary, err := migrate.Pending(s.ledger, migrate.LibraryLine, library)
+	if err != nil {
+		return err
+	}
+	pendingCore, err := migrate.Pending(s.ledger, migrate.CoreLine, core)
+	if err != nil {
+		return err
+	}
+	if len(pendingLibrary)+len(pendingCore) == 0 {
+		return nil
+	}
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	err = migrate.InTx(ctx, s.conn, m.cfg.Dialect.beginStatement(), func(ex migrate.Execer) error {
+		_, err := ex.ExecContext(ctx, migrate.LedgerDDL(d))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create the migration ledger: %w", err)
+	}
+	if err := m.applyMigrations(ctx, s.conn, s.ledger, migrate.LibraryLine, library); err != nil {
+		return err
+	}
+	return m.applyMigrations(ctx, s.conn, s.ledger, migrate.CoreLine, core)
 }
 
 // applyMigrations applies the pending migrations of a line one by one, each
@@ -171,12 +229,19 @@ func (pl *schemaPlan) empty() bool { return len(pl.create) == 0 && len(pl.migrat
 // work, it is planned again inside the transaction from the plugin's ledger
 // rows read under the write lock, since another process booting on the same
 // database may have done it since l was loaded.
-func (m *Manager) migratePlugin(ctx context.Context, conn *sql.Conn, l migrate.Ledger, p *plugin) error {
+func (m *Manager) migratePlugin(ctx context.Context, s *schemaSession, p *plugin) error {
 	decl, err := m.declare(p)
 	if err != nil {
 		return err
 	}
+	l := s.ledger
 	plan, err := m.planSchema(p.id, decl, l)
+	if err == nil && !plan.empty() {
+		if err := s.lock(ctx); err != nil {
+			return err
+		}
+		plan, err = m.planSchema(p.id, decl, l)
+	}
 	if err != nil {
 		return err
 	}
@@ -185,7 +250,7 @@ func (m *Manager) migratePlugin(ctx context.Context, conn *sql.Conn, l migrate.L
 		return nil
 	}
 	d := sqlgen.Dialect(m.cfg.Dialect)
-	err = migrate.InTx(ctx, conn, m.cfg.Dialect.beginStatement(), func(ex migrate.Execer) error {
+	err = migrate.InTx(ctx, s.conn, m.cfg.Dialect.beginStatement(), func(ex migrate.Execer) error {
 		if err := l.Refresh(ctx, ex, m.db.Rebind, p.id); err != nil {
 			return err
 		}

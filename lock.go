@@ -1,0 +1,68 @@
+package pluginhost
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"time"
+)
+
+// Polling bounds of the migration lock.
+const (
+	lockPollMin = 5 * time.Millisecond
+	lockPollMax = 250 * time.Millisecond
+)
+
+// lockMigrations takes the migration lock on conn and returns the function
+// that releases it. On PostgreSQL it is a session advisory lock on a key
+// derived from the current schema, taken by polling pg_try_advisory_lock
+// under ctx's deadline: the blocking pg_advisory_lock ignores statement
+// timeouts and is known to deadlock with CREATE INDEX CONCURRENTLY. On
+// SQLite there is nothing to take: each migration transaction starts with
+// BEGIN IMMEDIATE and reads the ledger again, which serializes writers.
+//
+// The release runs even after ctx is done. If it fails, the connection is
+// closed rather than returned to the pool, which ends the session and with
+// it the lock.
+func (m *Manager) lockMigrations(ctx context.Context, conn *sql.Conn) (unlock func(context.Context), err error) {
+	if m.cfg.Dialect != Postgres {
+		return func(context.Context) {}, nil
+	}
+	var key int64
+	if err := conn.QueryRowContext(ctx, `SELECT hashtextextended('pluginhost.migrations.' || current_schema(), 0)`).Scan(&key); err != nil {
+		return nil, fmt.Errorf("migration lock: %w", err)
+	}
+	wait := lockPollMin
+	for {
+		var ok bool
+		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
+			return nil, fmt.Errorf("migration lock: %w", err)
+		}
+		if ok {
+			break
+		}
+		m.log.Debug("waiting for the migration lock: another replica is migrating", "retry_in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("pluginhost: cannot start: waiting for the migration lock, which another replica holds: %w", ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, lockPollMax)
+	}
+	m.log.Debug("took the migration lock")
+	return func(ctx context.Context) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		var released bool
+		err := conn.QueryRowContext(rctx, `SELECT pg_advisory_unlock($1)`, key).Scan(&released)
+		if err == nil && released {
+			m.log.Debug("released the migration lock")
+			return
+		}
+		m.log.Warn("could not release the migration lock; closing its connection, which releases it", "err", err)
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}, nil
+}
