@@ -88,6 +88,12 @@ type Manager struct {
 	stopped bool
 	stopErr error
 
+	instance       string        // names this Manager in its announcements
+	feed           feed          // carries changes to the other Managers
+	reload         chan struct{} // reload requests, merged
+	background     sync.WaitGroup
+	stopBackground context.CancelFunc
+
 	mu     sync.Mutex // guards the mutable fields of every plugin below
 	all    []*plugin  // every registered plugin, by id
 	byID   map[string]*plugin
@@ -123,7 +129,7 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, byID: map[string]*plugin{}}
+	m := &Manager{cfg: cfg, log: cfg.Logger, byID: map[string]*plugin{}, instance: newInstanceID()}
 	m.db = &DB{sql: cfg.DB, dialect: cfg.Dialect}
 	m.settings = newSettings(m.db, sealer, cfg.Logger)
 	m.mounts.Store(&mountTable{byID: map[string]*mount{}})
@@ -165,6 +171,7 @@ func (m *Manager) Start(ctx context.Context) error {
 			m.log.Error("shutting down the plugins of a failed start", "err", undoErr)
 		}
 		cancel()
+		m.stopFeed()
 		m.publish(false)
 		return err
 	}
@@ -197,6 +204,7 @@ func (m *Manager) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.startFeed(ctx)
 	if err := m.mergeSettings(ctx); err != nil {
 		return err
 	}
@@ -469,6 +477,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.Unlock()
 	m.publish(false)
 	m.stopErr = m.shutdownPlugins(ctx)
+	m.stopFeed()
 	if m.stopErr == nil {
 		m.log.Info("pluginhost shut down")
 	}

@@ -75,15 +75,18 @@ type Settings struct {
 	sealer *secret.Sealer
 	logger *slog.Logger
 
-	mu   sync.Mutex // serializes writers
-	snap atomic.Pointer[settingsSnapshot]
+	mu     sync.Mutex // serializes writers and reloads
+	snap   atomic.Pointer[settingsSnapshot]
+	feed   feed   // announces changes to other Managers; nil before Start
+	origin string // the Manager's instance id, in announcements
 }
 
 // settingsSnapshot is an immutable view of the definitions and values.
 type settingsSnapshot struct {
-	groups []SettingGroup
-	defs   []Setting
-	byKey  map[string]*settingValue
+	groups  []SettingGroup
+	defs    []Setting
+	byKey   map[string]*settingValue
+	changed chan struct{} // closed when a newer snapshot replaces this one
 }
 
 // settingValue is one setting's definition, owner and current value.
@@ -98,9 +101,28 @@ type settingValue struct {
 
 func newSettings(db *DB, sealer *secret.Sealer, logger *slog.Logger) *Settings {
 	s := &Settings{db: db, sealer: sealer, logger: logger}
-	s.snap.Store(&settingsSnapshot{byKey: map[string]*settingValue{}})
+	s.snap.Store(&settingsSnapshot{byKey: map[string]*settingValue{}, changed: make(chan struct{})})
 	return s
 }
+
+// setFeed makes Set announce its changes. It is called by Start before the
+// settings are loaded.
+func (s *Settings) setFeed(f feed, origin string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.feed, s.origin = f, origin
+}
+
+// publish replaces the snapshot and wakes whoever waits for a change.
+// s.mu must be held.
+func (s *Settings) publish(next *settingsSnapshot) {
+	next.changed = make(chan struct{})
+	close(s.snap.Swap(next).changed)
+}
+
+// changed returns a channel that is closed at the next change of any value
+// or definition.
+func (s *Settings) changed() <-chan struct{} { return s.snap.Load().changed }
 
 // String returns the value of a string setting; "" when it has no value.
 // It returns an error wrapping ErrNotFound for an undefined key and
@@ -187,11 +209,69 @@ func (s *Settings) Set(ctx context.Context, key string, value any) error {
 	if err != nil {
 		return err
 	}
-	if err := s.write(ctx, s.db, key, stored); err != nil {
+	c := change{Kind: changeSettings, Key: key, Origin: s.origin}
+	if err := s.store(ctx, key, stored, c); err != nil {
 		return err
 	}
-	s.snap.Store(old.with(&next))
+	s.publish(old.with(&next))
+	if s.feed != nil {
+		s.feed.committed(c)
+	}
 	s.logger.Info("setting changed", "key", key, "owner", next.owner)
+	return nil
+}
+
+// store writes one value and announces the change in the same transaction.
+func (s *Settings) store(ctx context.Context, key, stored string, c change) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("pluginhost: store setting %q: %w", key, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := s.write(ctx, tx, key, stored); err != nil {
+		return err
+	}
+	if s.feed != nil {
+		if err := s.feed.announce(ctx, tx, c); err != nil {
+			return fmt.Errorf("pluginhost: announce the change of setting %q: %w", key, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("pluginhost: store setting %q: %w", key, err)
+	}
+	return nil
+}
+
+// reload reads every stored value again, after another Manager changed
+// one, and publishes them; definitions are unchanged. A value that does not
+// decode keeps its previous one.
+func (s *Settings) reload(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.snap.Load()
+	if len(old.defs) == 0 {
+		return nil
+	}
+	stored, err := s.readStored(ctx)
+	if err != nil {
+		return err
+	}
+	next := &settingsSnapshot{groups: old.groups, defs: old.defs, byKey: make(map[string]*settingValue, len(old.byKey))}
+	for key, cur := range old.byKey {
+		v := &settingValue{def: cur.def, owner: cur.owner}
+		text, ok := stored[key]
+		switch {
+		case ok:
+			if err := v.decode(text, s.sealer); err != nil {
+				s.logger.Warn("reloaded setting does not decode; keeping its value", "key", key, "err", err)
+				v = cur
+			}
+		case cur.def.Default != nil:
+			_ = v.assign(cur.def.Default)
+		}
+		next.byKey[key] = v
+	}
+	s.publish(next)
 	return nil
 }
 
@@ -454,7 +534,9 @@ func (s *Settings) load(ctx context.Context, sources []settingsSource) (map[stri
 			out[v.owner].missing = append(out[v.owner].missing, def.Key)
 		}
 	}
-	s.snap.Store(&settingsSnapshot{groups: groups, defs: defs, byKey: byKey})
+	s.mu.Lock()
+	s.publish(&settingsSnapshot{groups: groups, defs: defs, byKey: byKey})
+	s.mu.Unlock()
 	return out, nil
 }
 
