@@ -139,4 +139,3 @@ func BenchmarkSettingPropagation(b *testing.B) {
 		})
 	}
 }
-
