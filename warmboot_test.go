@@ -1,0 +1,42 @@
+package pluginhost_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pluginhost/pluginhost"
+	"github.com/pluginhost/pluginhost/internal/testdb"
+)
+
+// A warm boot of 100 plugins (300 tables) decides from one read of the
+// ledger that nothing is to be done: a handful of statements in all, no
+// transaction, no migration lock.
+func TestWarmBootIsAHandfulOfQueriesAndNoLock(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		e := newEnv(t, d)
+		plugins := benchPlugins(100)
+		cold := e.start(pluginhost.Config{DB: e.db, Registry: registry(t, plugins...), Logger: discardLogger(), RequireAll: true})
+		require.NoError(t, cold.Shutdown(context.Background()))
+
+		db, rec := testdb.OpenCounting(t, d, e.dsn)
+		warm := e.start(pluginhost.Config{DB: db, Dialect: pluginhost.Dialect(d), Registry: registry(t, plugins...),
+			Logger: discardLogger(), RequireAll: true})
+		stmts := rec.Statements()
+		t.Logf("a warm boot of 100 plugins ran %d statements: %q", len(stmts), stmts)
+		require.LessOrEqual(t, len(stmts), 6, "statements of a warm boot: %q", stmts)
+		for _, s := range stmts {
+			require.NotContains(t, s, "advisory", "a warm boot takes no lock")
+			require.NotContains(t, s, "BEGIN", "a warm boot writes nothing")
+			require.False(t, strings.HasPrefix(strings.TrimSpace(s), "INSERT"), "a warm boot writes nothing: %s", s)
+			require.False(t, strings.HasPrefix(strings.TrimSpace(s), "CREATE"), "a warm boot creates nothing: %s", s)
+		}
+		for _, st := range warm.Status() {
+			require.Equal(t, pluginhost.StateRunning, st.State, st.ID)
+		}
+	})
+}
