@@ -20,7 +20,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -30,9 +29,9 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
-	_ "github.com/mattn/go-sqlite3" // the SQLite driver
 
 	"github.com/pluginhost/pluginhost"
+	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
 // Options configure Start. The zero value starts the plugins with no core
@@ -47,6 +46,12 @@ type Options struct {
 	// failure handling; by default every plugin is required, so a failing
 	// plugin fails the test with the reason.
 	AllowFailures bool
+
+	// PostgresURL, when set, runs the plugins on that PostgreSQL server
+	// instead of SQLite, in a schema created for the test and dropped when
+	// it ends, for example
+	// postgres://postgres@127.0.0.1:5432/test?sslmode=disable.
+	PostgresURL string
 }
 
 // Instance is a started Manager with its database and server.
@@ -63,11 +68,10 @@ type Instance struct {
 	logDone *atomic.Bool
 }
 
-var seq atomic.Int64
-
 // Start registers plugins in a registry of their own, opens a fresh
-// in-memory SQLite database, starts a Manager on it and an httptest server
-// in front of it. A failure to start fails the test. Everything is closed
+// in-memory SQLite database (or a fresh PostgreSQL schema, see
+// Options.PostgresURL), starts a Manager on it and an httptest server in
+// front of it. A failure to start fails the test. Everything is closed
 // with t.Cleanup.
 func Start(t testing.TB, opts Options, plugins ...pluginhost.Plugin) *Instance {
 	t.Helper()
@@ -75,20 +79,12 @@ func Start(t testing.TB, opts Options, plugins ...pluginhost.Plugin) *Instance {
 	// plugin left behind must not reach a finished test.
 	var logDone atomic.Bool
 	t.Cleanup(func() { logDone.Store(true) })
-	dsn := fmt.Sprintf("file:/pluginhosttest_%d?vfs=memdb&_busy_timeout=10000&_foreign_keys=1", seq.Add(1))
-	db, err := sql.Open("sqlite3", dsn)
-	if err != nil {
-		t.Fatalf("pluginhosttest: open sqlite: %v", err)
+	var db *sql.DB
+	if opts.PostgresURL != "" {
+		db, _ = testdb.NewSchema(t, opts.PostgresURL)
+	} else {
+		db = testdb.OpenSQLite(t)
 	}
-	// An in-memory database lives while one connection is open: keep one.
-	keep, err := db.Conn(context.Background())
-	if err != nil {
-		t.Fatalf("pluginhosttest: open sqlite: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = keep.Close()
-		_ = db.Close()
-	})
 	inst := &Instance{DB: db, opts: opts, plugins: plugins, logDone: &logDone}
 	inst.start(t)
 	return inst

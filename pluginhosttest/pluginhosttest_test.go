@@ -2,6 +2,7 @@ package pluginhosttest_test
 
 import (
 	"net/http"
+	"os"
 	"strconv"
 	"testing"
 
@@ -78,4 +79,19 @@ func TestAllowFailures(t *testing.T) {
 	}
 	require.Equal(t, 1, failed)
 	require.Equal(t, 1, running)
+}
+
+func TestStartOnPostgres(t *testing.T) {
+	t.Parallel()
+	url := os.Getenv("PLUGINHOST_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Skip("set PLUGINHOST_TEST_POSTGRES_URL (for example postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL tests")
+	}
+	inst := pluginhosttest.Start(t, pluginhosttest.Options{PostgresURL: url}, &counter{id: "counter"})
+	var body struct{ Hits int }
+	inst.Do(t, "POST", "/api/plugin/counter/hit", nil).JSON(t, &body)
+	require.Equal(t, 1, body.Hits)
+	var version string
+	require.NoError(t, inst.DB.QueryRow(`SELECT version()`).Scan(&version))
+	require.Contains(t, version, "PostgreSQL")
 }

@@ -109,7 +109,14 @@ func PostgresURL(t testing.TB) string {
 // ends.
 func OpenPostgres(t testing.TB) (*sql.DB, string) {
 	t.Helper()
-	base := PostgresURL(t)
+	return NewSchema(t, PostgresURL(t))
+}
+
+// NewSchema creates a schema of the test's own on the server at base and
+// returns a pool whose connections use it, plus the DSN to open more pools
+// on the same schema. The schema is dropped when the test ends.
+func NewSchema(t testing.TB, base string) (*sql.DB, string) {
+	t.Helper()
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
 		t.Fatalf("open postgres: %v", err)
