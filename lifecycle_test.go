@@ -157,36 +157,42 @@ func TestHookErrorFailsPluginAndDependents(t *testing.T) {
 
 func TestStartTwice(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, testdb.SQLite)
-	rec := &recorder{}
-	m := e.start(e.config(tracked(rec, "once")))
-	require.ErrorIs(t, m.Start(t.Context()), pluginhost.ErrAlreadyStarted)
-	require.Equal(t, []string{"seed:once", "init:once", "routes:once"}, rec.list(""))
-	require.Equal(t, pluginhost.StateRunning, status(t, m, "once").State)
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		e := newEnv(t, d)
+		rec := &recorder{}
+		m := e.start(e.config(tracked(rec, "once")))
+		require.ErrorIs(t, m.Start(t.Context()), pluginhost.ErrAlreadyStarted)
+		require.Equal(t, []string{"seed:once", "init:once", "routes:once"}, rec.list(""))
+		require.Equal(t, pluginhost.StateRunning, status(t, m, "once").State)
+	})
 }
 
 func TestStartConcurrentlyBootsOnce(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, testdb.SQLite)
-	rec := &recorder{}
-	m := newManager(t, e.config(tracked(rec, "once")))
-	errs := make(chan error, 4)
-	var wg sync.WaitGroup
-	for range cap(errs) {
-		wg.Go(func() { errs <- m.Start(t.Context()) })
-	}
-	wg.Wait()
-	close(errs)
-	var ok int
-	for err := range errs {
-		if err == nil {
-			ok++
-			continue
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		e := newEnv(t, d)
+		rec := &recorder{}
+		m := newManager(t, e.config(tracked(rec, "once")))
+		errs := make(chan error, 4)
+		var wg sync.WaitGroup
+		for range cap(errs) {
+			wg.Go(func() { errs <- m.Start(t.Context()) })
 		}
-		require.ErrorIs(t, err, pluginhost.ErrAlreadyStarted)
-	}
-	require.Equal(t, 1, ok)
-	require.Equal(t, 1, rec.count("init:once"))
+		wg.Wait()
+		close(errs)
+		var ok int
+		for err := range errs {
+			if err == nil {
+				ok++
+				continue
+			}
+			require.ErrorIs(t, err, pluginhost.ErrAlreadyStarted)
+		}
+		require.Equal(t, 1, ok)
+		require.Equal(t, 1, rec.count("init:once"))
+	})
 }
 
 func TestStatusReportsEachPlugin(t *testing.T) {

@@ -276,24 +276,27 @@ func TestPluginConfigUndeclaredKeysWarn(t *testing.T) {
 
 func TestPluginConfigEnvOverridesAWrongConfigValueAndEmptyIsMissing(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, testdb.SQLite)
-	var port float64
-	overridden := &fake{
-		manifest: manifest("overridden", "1.0.0", `[config.port]`, `type = "number"`),
-		init: func(_ context.Context, h *pluginhost.Host) error {
-			port = h.Config().Number("port")
-			return nil
-		},
-	}
-	empty := &fake{manifest: manifest("empty", "1.0.0", `[config.token]`, `type = "string"`, `required = true`)}
-	cfg := e.config(overridden, empty)
-	cfg.PluginConfig = map[string]map[string]any{"overridden": {"port": "not a number"}}
-	cfg.LookupEnv = envMap(map[string]string{"PLUGINHOST_OVERRIDDEN_PORT": "8081", "PLUGINHOST_EMPTY_TOKEN": ""})
-	m := e.start(cfg)
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		e := newEnv(t, d)
+		var port float64
+		overridden := &fake{
+			manifest: manifest("overridden", "1.0.0", `[config.port]`, `type = "number"`),
+			init: func(_ context.Context, h *pluginhost.Host) error {
+				port = h.Config().Number("port")
+				return nil
+			},
+		}
+		empty := &fake{manifest: manifest("empty", "1.0.0", `[config.token]`, `type = "string"`, `required = true`)}
+		cfg := e.config(overridden, empty)
+		cfg.PluginConfig = map[string]map[string]any{"overridden": {"port": "not a number"}}
+		cfg.LookupEnv = envMap(map[string]string{"PLUGINHOST_OVERRIDDEN_PORT": "8081", "PLUGINHOST_EMPTY_TOKEN": ""})
+		m := e.start(cfg)
 
-	require.Equal(t, pluginhost.StateRunning, status(t, m, "overridden").State, "the environment wins, so the Config value is not used")
-	require.Equal(t, 8081.0, port)
-	st := status(t, m, "empty")
-	require.Equal(t, pluginhost.StateFailed, st.State)
-	require.Contains(t, st.Reason, `config key "token" is required: set the environment variable PLUGINHOST_EMPTY_TOKEN`)
+		require.Equal(t, pluginhost.StateRunning, status(t, m, "overridden").State, "the environment wins, so the Config value is not used")
+		require.Equal(t, 8081.0, port)
+		st := status(t, m, "empty")
+		require.Equal(t, pluginhost.StateFailed, st.State)
+		require.Contains(t, st.Reason, `config key "token" is required: set the environment variable PLUGINHOST_EMPTY_TOKEN`)
+	})
 }

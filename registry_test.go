@@ -183,14 +183,17 @@ func TestBrokenManifestIsReportedNotFatal(t *testing.T) {
 // A Required plugin whose manifest is broken fails Start with the reason.
 func TestBrokenManifestOfRequiredPluginFailsStart(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, testdb.SQLite)
-	cfg := e.config(&fake{manifest: manifest("needed", "v1")})
-	cfg.Required = []string{"needed"}
-	m, err := pluginhost.New(cfg)
-	require.NoError(t, err)
-	err = m.Start(t.Context())
-	require.ErrorIs(t, err, pluginhost.ErrRequired)
-	require.ErrorContains(t, err, `"needed"`)
-	require.ErrorContains(t, err, pluginhost.PhaseDiscover)
-	require.ErrorContains(t, err, `field "version"`)
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		e := newEnv(t, d)
+		cfg := e.config(&fake{manifest: manifest("needed", "v1")})
+		cfg.Required = []string{"needed"}
+		m, err := pluginhost.New(cfg)
+		require.NoError(t, err)
+		err = m.Start(t.Context())
+		require.ErrorIs(t, err, pluginhost.ErrRequired)
+		require.ErrorContains(t, err, `"needed"`)
+		require.ErrorContains(t, err, pluginhost.PhaseDiscover)
+		require.ErrorContains(t, err, `field "version"`)
+	})
 }

@@ -61,88 +61,103 @@ func TestShutdownJoinsErrorsAndSkipsNone(t *testing.T) {
 
 func TestShutdownIsIdempotent(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, testdb.SQLite)
-	rec := &recorder{}
-	m := e.start(e.config(failShutdown(rec, tracked(rec, "once"), "once", errors.New("stuck"))))
-	first := m.Shutdown(t.Context())
-	require.ErrorContains(t, first, "stuck")
-	for range 3 {
-		again := m.Shutdown(t.Context())
-		require.Same(t, first, again, "later calls return the first result")
-	}
-	require.Equal(t, 1, rec.count("shutdown:once"))
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		e := newEnv(t, d)
+		rec := &recorder{}
+		m := e.start(e.config(failShutdown(rec, tracked(rec, "once"), "once", errors.New("stuck"))))
+		first := m.Shutdown(t.Context())
+		require.ErrorContains(t, first, "stuck")
+		for range 3 {
+			again := m.Shutdown(t.Context())
+			require.Same(t, first, again, "later calls return the first result")
+		}
+		require.Equal(t, 1, rec.count("shutdown:once"))
+	})
 }
 
 func TestShutdownConcurrentCallsRunHooksOnce(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, testdb.SQLite)
-	rec := &recorder{}
-	m := e.start(e.config(tracked(rec, "once")))
-	errs := make(chan error, 4)
-	for range cap(errs) {
-		go func() { errs <- m.Shutdown(t.Context()) }()
-	}
-	for range cap(errs) {
-		require.NoError(t, <-errs)
-	}
-	require.Equal(t, 1, rec.count("shutdown:once"))
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		e := newEnv(t, d)
+		rec := &recorder{}
+		m := e.start(e.config(tracked(rec, "once")))
+		errs := make(chan error, 4)
+		for range cap(errs) {
+			go func() { errs <- m.Shutdown(t.Context()) }()
+		}
+		for range cap(errs) {
+			require.NoError(t, <-errs)
+		}
+		require.Equal(t, 1, rec.count("shutdown:once"))
+	})
 }
 
 // A hook that does not return before the context's deadline is left
 // behind and reported; the next plugin's hook is still called.
 func TestShutdownRespectsDeadline(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, testdb.SQLite)
-	rec := &recorder{}
-	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
-	var stuckReturned atomic.Bool
-	stuck := tracked(rec, "stuck")
-	stuck.shutdown = func(context.Context, *pluginhost.Host) error {
-		<-release // ignores its context on purpose
-		stuckReturned.Store(true)
-		return nil
-	}
-	firstCalled := make(chan struct{})
-	first := tracked(rec, "first") // shut down after "stuck": reverse order
-	first.shutdown = func(context.Context, *pluginhost.Host) error {
-		close(firstCalled)
-		return nil
-	}
-	m := e.start(e.config(first, stuck))
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		e := newEnv(t, d)
+		rec := &recorder{}
+		release := make(chan struct{})
+		t.Cleanup(func() { close(release) })
+		var stuckReturned atomic.Bool
+		stuck := tracked(rec, "stuck")
+		stuck.shutdown = func(context.Context, *pluginhost.Host) error {
+			<-release // ignores its context on purpose
+			stuckReturned.Store(true)
+			return nil
+		}
+		firstCalled := make(chan struct{})
+		first := tracked(rec, "first") // shut down after "stuck": reverse order
+		first.shutdown = func(context.Context, *pluginhost.Host) error {
+			close(firstCalled)
+			return nil
+		}
+		m := e.start(e.config(first, stuck))
 
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
-	err := m.Shutdown(ctx)
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.ErrorContains(t, err, `plugin "stuck"`)
-	require.ErrorContains(t, err, "deadline")
-	require.False(t, stuckReturned.Load(), "Shutdown returned while the hook is still blocked")
-	waitClosed(t, firstCalled, `the shutdown hook of "first"`)
-	require.Same(t, err, m.Shutdown(t.Context()))
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancel()
+		err := m.Shutdown(ctx)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorContains(t, err, `plugin "stuck"`)
+		require.ErrorContains(t, err, "deadline")
+		require.False(t, stuckReturned.Load(), "Shutdown returned while the hook is still blocked")
+		waitClosed(t, firstCalled, `the shutdown hook of "first"`)
+		require.Same(t, err, m.Shutdown(t.Context()))
+	})
 }
 
 func TestShutdownNeverStarted(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, testdb.SQLite)
-	rec := &recorder{}
-	m := newManager(t, e.config(tracked(rec, "idle")))
-	require.NoError(t, m.Shutdown(t.Context()))
-	require.NoError(t, m.Shutdown(t.Context()))
-	require.ErrorIs(t, m.Start(t.Context()), pluginhost.ErrClosed)
-	require.Empty(t, rec.list(""), "no hook runs")
-	require.Empty(t, m.Status())
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		e := newEnv(t, d)
+		rec := &recorder{}
+		m := newManager(t, e.config(tracked(rec, "idle")))
+		require.NoError(t, m.Shutdown(t.Context()))
+		require.NoError(t, m.Shutdown(t.Context()))
+		require.ErrorIs(t, m.Start(t.Context()), pluginhost.ErrClosed)
+		require.Empty(t, rec.list(""), "no hook runs")
+		require.Empty(t, m.Status())
+	})
 }
 
 func TestStartAfterShutdown(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, testdb.SQLite)
-	rec := &recorder{}
-	m := e.start(e.config(tracked(rec, "p")))
-	require.NoError(t, m.Shutdown(t.Context()))
-	require.ErrorIs(t, m.Start(t.Context()), pluginhost.ErrClosed)
-	require.Equal(t, 1, rec.count("init:p"))
-	require.Equal(t, 1, rec.count("shutdown:p"))
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		e := newEnv(t, d)
+		rec := &recorder{}
+		m := e.start(e.config(tracked(rec, "p")))
+		require.NoError(t, m.Shutdown(t.Context()))
+		require.ErrorIs(t, m.Start(t.Context()), pluginhost.ErrClosed)
+		require.Equal(t, 1, rec.count("init:p"))
+		require.Equal(t, 1, rec.count("shutdown:p"))
+	})
 }
 
 // After Shutdown, plugin routes answer 503 with a JSON body.
@@ -175,21 +190,24 @@ func TestShutdownStopsServing(t *testing.T) {
 // and reported; the other plugins are still shut down.
 func TestShutdownPanicIsRecovered(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, testdb.SQLite)
-	rec := &recorder{}
-	boom := tracked(rec, "boom")
-	boom.shutdown = func(context.Context, *pluginhost.Host) error { panic("kaboom in shutdown") }
-	m := e.start(e.config(tracked(rec, "after"), boom, tracked(rec, "zlast")))
-	err := m.Shutdown(t.Context())
-	require.ErrorContains(t, err, `plugin "boom"`)
-	require.ErrorContains(t, err, "panicked")
-	require.ErrorContains(t, err, "kaboom in shutdown")
-	var pe *pluginhost.PanicError
-	require.ErrorAs(t, err, &pe)
-	require.Equal(t, "boom", pe.Plugin)
-	require.Equal(t, pluginhost.PhaseShutdown, pe.Phase)
-	require.Equal(t, []string{"zlast", "after"}, rec.list("shutdown:"))
-	requirePanicLogged(t, e.logs.String(), "boom", "(*fake).Shutdown")
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		e := newEnv(t, d)
+		rec := &recorder{}
+		boom := tracked(rec, "boom")
+		boom.shutdown = func(context.Context, *pluginhost.Host) error { panic("kaboom in shutdown") }
+		m := e.start(e.config(tracked(rec, "after"), boom, tracked(rec, "zlast")))
+		err := m.Shutdown(t.Context())
+		require.ErrorContains(t, err, `plugin "boom"`)
+		require.ErrorContains(t, err, "panicked")
+		require.ErrorContains(t, err, "kaboom in shutdown")
+		var pe *pluginhost.PanicError
+		require.ErrorAs(t, err, &pe)
+		require.Equal(t, "boom", pe.Plugin)
+		require.Equal(t, pluginhost.PhaseShutdown, pe.Phase)
+		require.Equal(t, []string{"zlast", "after"}, rec.list("shutdown:"))
+		requirePanicLogged(t, e.logs.String(), "boom", "(*fake).Shutdown")
+	})
 }
 
 // A plugin that passed Init and then failed is still shut down, once; one
