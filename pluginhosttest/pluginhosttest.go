@@ -10,6 +10,8 @@
 //	}
 //
 // Every Start gets its own database, so parallel tests never share state.
+// Options.PostgresURL runs on a fresh PostgreSQL schema instead, and
+// EachDatabase runs a test on both.
 // Run your tests with -race: the host calls plugin code from many
 // goroutines, and the race detector is the way to find what a plugin does
 // not guard.
@@ -198,4 +200,24 @@ func (w testWriter) Write(p []byte) (int, error) {
 		w.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
+}
+
+// PostgresURLEnv names the environment variable with the URL of a
+// PostgreSQL server for tests; EachDatabase runs on it when it is set.
+const PostgresURLEnv = testdb.PostgresURLEnv
+
+// EachDatabase runs fn as a subtest on SQLite and, when the environment
+// variable PLUGINHOST_TEST_POSTGRES_URL is set, on PostgreSQL, with Options
+// that select the database: pass them to Start. Without the variable the
+// PostgreSQL subtest is skipped with a message saying how to enable it (a
+// failure when PLUGINHOST_REQUIRE_POSTGRES=1).
+func EachDatabase(t *testing.T, fn func(t *testing.T, opts Options)) {
+	t.Helper()
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		var opts Options
+		if d == testdb.Postgres {
+			opts.PostgresURL = testdb.PostgresURL(t)
+		}
+		fn(t, opts)
+	})
 }

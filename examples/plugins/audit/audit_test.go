@@ -17,53 +17,63 @@ import (
 
 func TestAuditRecordsCreatedNotes(t *testing.T) {
 	t.Parallel()
-	inst := pluginhosttest.Start(t, pluginhosttest.Options{}, notes.New(), audit.New())
+	pluginhosttest.EachDatabase(t, func(t *testing.T, opts pluginhosttest.Options) {
+		t.Parallel()
+		inst := pluginhosttest.Start(t, opts, notes.New(), audit.New())
 
-	var events []audit.Event
-	inst.Do(t, "GET", "/api/plugin/audit/events", nil).JSON(t, &events)
-	require.Empty(t, events, "the seeded note is written before audit subscribes")
+		var events []audit.Event
+		inst.Do(t, "GET", "/api/plugin/audit/events", nil).JSON(t, &events)
+		require.Empty(t, events, "the seeded note is written before audit subscribes")
 
-	var n notes.Note
-	inst.Do(t, "POST", "/api/plugin/notes/notes", map[string]string{"title": "hello"}).JSON(t, &n)
-	inst.Do(t, "GET", "/api/plugin/audit/events", nil).JSON(t, &events)
-	require.Len(t, events, 1)
-	require.Equal(t, "note.created", events[0].Kind)
-	require.Equal(t, "note/"+itoa(n.ID), events[0].Subject)
-	require.JSONEq(t, `{"title":"hello"}`, string(events[0].Detail))
+		var n notes.Note
+		inst.Do(t, "POST", "/api/plugin/notes/notes", map[string]string{"title": "hello"}).JSON(t, &n)
+		inst.Do(t, "GET", "/api/plugin/audit/events", nil).JSON(t, &events)
+		require.Len(t, events, 1)
+		require.Equal(t, "note.created", events[0].Kind)
+		require.Equal(t, "note/"+itoa(n.ID), events[0].Subject)
+		require.JSONEq(t, `{"title":"hello"}`, string(events[0].Detail))
+	})
 }
 
 func TestAuditNeedsNotes(t *testing.T) {
 	t.Parallel()
-	inst := pluginhosttest.Start(t, pluginhosttest.Options{AllowFailures: true}, audit.New())
-	st := inst.Manager.Status()
-	require.Len(t, st, 1)
-	require.Equal(t, pluginhost.StateFailed, st[0].State)
-	require.Contains(t, st[0].Reason, `dependency "notes" is not registered`)
-	require.Equal(t, http.StatusServiceUnavailable, inst.Do(t, "GET", "/api/plugin/audit/events", nil).Status)
+	pluginhosttest.EachDatabase(t, func(t *testing.T, opts pluginhosttest.Options) {
+		t.Parallel()
+		opts.AllowFailures = true
+		inst := pluginhosttest.Start(t, opts, audit.New())
+		st := inst.Manager.Status()
+		require.Len(t, st, 1)
+		require.Equal(t, pluginhost.StateFailed, st[0].State)
+		require.Contains(t, st[0].Reason, `dependency "notes" is not registered`)
+		require.Equal(t, http.StatusServiceUnavailable, inst.Do(t, "GET", "/api/plugin/audit/events", nil).Status)
+	})
 }
 
 func TestAuditWebhookSecretIsSealed(t *testing.T) {
 	t.Parallel()
-	key := bytes.Repeat([]byte{7}, 32)
-	inst := pluginhosttest.Start(t, pluginhosttest.Options{Config: pluginhost.Config{SecretKey: key}}, notes.New(), audit.New())
-	require.Contains(t, inst.Manager.Status()[0].MissingSettings, "audit.webhook_secret")
+	pluginhosttest.EachDatabase(t, func(t *testing.T, opts pluginhosttest.Options) {
+		t.Parallel()
+		opts.Config.SecretKey = bytes.Repeat([]byte{7}, 32)
+		inst := pluginhosttest.Start(t, opts, notes.New(), audit.New())
+		require.Contains(t, inst.Manager.Status()[0].MissingSettings, "audit.webhook_secret")
 
-	s := inst.Manager.Settings()
-	require.NoError(t, s.Set(t.Context(), "audit.webhook_secret", "hunter2"))
-	got, err := s.String("audit.webhook_secret")
-	require.NoError(t, err)
-	require.Equal(t, "hunter2", got)
+		s := inst.Manager.Settings()
+		require.NoError(t, s.Set(t.Context(), "audit.webhook_secret", "hunter2"))
+		got, err := s.String("audit.webhook_secret")
+		require.NoError(t, err)
+		require.Equal(t, "hunter2", got)
 
-	var stored string
-	require.NoError(t, inst.DB.QueryRow(`SELECT value FROM pluginhost_settings WHERE key = 'audit.webhook_secret'`).Scan(&stored))
-	require.NotContains(t, stored, "hunter2")
-	require.True(t, strings.HasPrefix(stored, "gcm1:"))
+		var stored string
+		require.NoError(t, inst.DB.QueryRow(`SELECT value FROM pluginhost_settings WHERE key = 'audit.webhook_secret'`).Scan(&stored))
+		require.NotContains(t, stored, "hunter2")
+		require.True(t, strings.HasPrefix(stored, "gcm1:"))
 
-	inst.Restart(t)
-	got, err = inst.Manager.Settings().String("audit.webhook_secret")
-	require.NoError(t, err)
-	require.Equal(t, "hunter2", got)
-	require.Empty(t, inst.Manager.Status()[0].MissingSettings)
+		inst.Restart(t)
+		got, err = inst.Manager.Settings().String("audit.webhook_secret")
+		require.NoError(t, err)
+		require.Equal(t, "hunter2", got)
+		require.Empty(t, inst.Manager.Status()[0].MissingSettings)
+	})
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
