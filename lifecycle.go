@@ -201,6 +201,10 @@ func (m *Manager) start(ctx context.Context) error {
 	}
 	err = m.each(PhaseSchema, func(p *plugin) error { return m.migratePlugin(ctx, sess, p) })
 	sess.close(ctx) // seeds and Init use the pool; a one-connection pool needs it back
+	if sess.lockErr != nil {
+		// Not the fault of the plugin that needed the lock first.
+		return fmt.Errorf("pluginhost: cannot start: plugin schemas: %w", sess.lockErr)
+	}
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 // Polling bounds of the migration lock.
 const (
 	lockPollMin = 5 * time.Millisecond
-	lockPollMax = 250 * time.Millisecond
+	lockPollMax = 100 * time.Millisecond
 )
 
 // lockMigrations takes the migration lock on conn and returns the function
@@ -37,6 +37,11 @@ func (m *Manager) lockMigrations(ctx context.Context, conn *sql.Conn) (unlock fu
 	for {
 		var ok bool
 		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
+			// The server may have granted the lock all the same: ctx can be
+			// done after it replied and before the row was read. End the
+			// session, which releases it, rather than hand the connection
+			// back to the pool still holding the lock.
+			discard(conn)
 			return nil, fmt.Errorf("migration lock: %w", err)
 		}
 		if ok {
@@ -47,7 +52,7 @@ func (m *Manager) lockMigrations(ctx context.Context, conn *sql.Conn) (unlock fu
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("pluginhost: cannot start: waiting for the migration lock, which another replica holds: %w", ctx.Err())
+			return nil, fmt.Errorf("waiting for the migration lock, which another replica holds: %w", ctx.Err())
 		case <-t.C:
 		}
 		wait = min(2*wait, lockPollMax)
@@ -63,6 +68,11 @@ func (m *Manager) lockMigrations(ctx context.Context, conn *sql.Conn) (unlock fu
 			return
 		}
 		m.log.Warn("could not release the migration lock; closing its connection, which releases it", "err", err)
-		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		discard(conn)
 	}, nil
+}
+
+// discard closes conn's session instead of returning it to the pool.
+func discard(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 }

@@ -29,6 +29,9 @@ type schemaSession struct {
 	conn   *sql.Conn
 	ledger migrate.Ledger
 	unlock func(context.Context) // nil while the lock is not held
+	// lockErr is why the lock could not be taken: every later attempt
+	// fails with it too, rather than wait again or use a closed connection.
+	lockErr error
 }
 
 // openSchemaSession takes a connection and reads the whole ledger in one
@@ -53,8 +56,12 @@ func (s *schemaSession) lock(ctx context.Context) error {
 	if s.unlock != nil {
 		return nil
 	}
+	if s.lockErr != nil {
+		return s.lockErr
+	}
 	unlock, err := s.m.lockMigrations(ctx, s.conn)
 	if err != nil {
+		s.lockErr = err
 		return err
 	}
 	s.unlock = unlock
