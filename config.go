@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/pluginhost/pluginhost/internal/secret"
 )
@@ -70,6 +71,24 @@ type Config struct {
 	// context (see PluginID). Nil: none.
 	Middleware []func(http.Handler) http.Handler
 
+	// HookTimeout bounds each call of a plugin hook (Seed, Init,
+	// RegisterRoutes, Shutdown, …): a hook that has not returned by then
+	// fails its plugin, not the boot. Its context carries the deadline.
+	// Zero: 30 seconds.
+	HookTimeout time.Duration
+
+	// PanicLimit and PanicWindow make a circuit breaker: a plugin whose
+	// code panics PanicLimit times within PanicWindow (in handlers, event
+	// handlers, health checks, extension calls or hooks) is failed and its
+	// routes answer 503 until it is enabled again. Zero: 5 panics within
+	// one minute. A negative PanicLimit turns the breaker off.
+	PanicLimit  int
+	PanicWindow time.Duration
+
+	// HealthTimeout bounds each plugin's health check in Manager.Health.
+	// Zero: 5 seconds.
+	HealthTimeout time.Duration
+
 	// DevMode drops and recreates a plugin's declared tables whose
 	// definition changed since they were created, losing their data, and
 	// logs that at Warn. Default (false): a changed table is refused and the
@@ -104,6 +123,21 @@ func (c *Config) validate() (*secret.Sealer, error) {
 	}
 	if c.LookupEnv == nil {
 		c.LookupEnv = os.LookupEnv
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{{"HookTimeout", &c.HookTimeout, 30 * time.Second}, {"PanicWindow", &c.PanicWindow, time.Minute}, {"HealthTimeout", &c.HealthTimeout, 5 * time.Second}} {
+		switch {
+		case *d.v < 0:
+			bad("%s is negative", d.name)
+		case *d.v == 0:
+			*d.v = d.def
+		}
+	}
+	if c.PanicLimit == 0 {
+		c.PanicLimit = 5
 	}
 	var sealer *secret.Sealer
 	if c.SecretKey != nil {

@@ -88,6 +88,10 @@ type Manager struct {
 	stopped bool
 	stopErr error
 
+	events     *eventBus
+	extensions *extensionRegistry
+	ready      atomic.Bool // Start has finished and Shutdown has not begun
+
 	instance       string        // names this Manager in its announcements
 	feed           feed          // carries changes to the other Managers
 	reload         chan struct{} // reload requests, merged
@@ -109,6 +113,8 @@ type plugin struct {
 	host     *Host
 	logger   *slog.Logger
 
+	order int // position in the dependency order, -1 when not ordered
+
 	// Guarded by Manager.mu.
 	state       State
 	reason      string
@@ -116,6 +122,8 @@ type plugin struct {
 	missing     []string
 	timings     []PhaseTiming
 	initialized bool // Init succeeded (or there is none): Shutdown is owed
+	panics      int         // recovered panics since Start
+	recent      []time.Time // times of the panics within Config.PanicWindow
 	mux         *chi.Mux
 	routes      []RouteInfo
 }
@@ -130,6 +138,8 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, byID: map[string]*plugin{}, instance: newInstanceID()}
+	m.events = newEventBus(m)
+	m.extensions = newExtensionRegistry(m)
 	m.db = &DB{sql: cfg.DB, dialect: cfg.Dialect}
 	m.settings = newSettings(m.db, sealer, cfg.Logger)
 	m.mounts.Store(&mountTable{byID: map[string]*mount{}})
@@ -402,7 +412,7 @@ func (m *Manager) publish(ok bool) {
 				p.state, p.reason = StateStopped, "Start failed"
 			}
 		}
-		mnt := &mount{id: p.id, running: p.state == StateRunning, state: p.state, reason: p.reason, logger: p.logger}
+		mnt := &mount{id: p.id, order: p.order, running: p.state == StateRunning, state: p.state, reason: p.reason, logger: p.logger, m: m}
 		if mnt.running {
 			mnt.mux, mnt.routes = p.mux, p.routes
 		}

@@ -19,7 +19,7 @@ func (m *Manager) discover() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, reg := range m.cfg.Registry.snapshot() {
-		p := &plugin{id: reg.key, plugin: reg.plugin, manifest: reg.manifest, state: StateStarting}
+		p := &plugin{id: reg.key, plugin: reg.plugin, manifest: reg.manifest, state: StateStarting, order: -1}
 		p.logger = m.log.With("plugin", p.id)
 		if reg.err != nil {
 			p.state, p.reason = StateFailed, PhaseDiscover+": "+reg.err.Error()
@@ -66,6 +66,7 @@ func (m *Manager) resolve(overrides map[string]bool) {
 	}
 	for _, id := range sorted.Order {
 		p := m.byID[id]
+		p.order = len(m.order)
 		m.order = append(m.order, p)
 		if !p.alive() {
 			continue

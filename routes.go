@@ -35,12 +35,14 @@ type RouteInfo struct {
 // serving only while running.
 type mount struct {
 	id      string
+	order   int // position in the dependency order; -1 when not ordered
 	running bool
 	state   State
 	reason  string
 	mux     *chi.Mux
 	logger  *slog.Logger
 	routes  []RouteInfo
+	m       *Manager
 }
 
 // mountTable is the immutable routing snapshot the handler reads with one
@@ -48,6 +50,17 @@ type mount struct {
 type mountTable struct {
 	byID  map[string]*mount
 	order []*mount
+}
+
+// runningOrder reports whether plugin id is running and its position in
+// the dependency order, with one atomic load: the gate that events,
+// extension points and routes use.
+func (m *Manager) runningOrder(id string) (order int, running bool) {
+	mnt := m.mounts.Load().byID[id]
+	if mnt == nil {
+		return -1, false
+	}
+	return mnt.order, mnt.running
 }
 
 // Handler returns the http.Handler that serves every plugin route. Mount it
@@ -132,8 +145,9 @@ func Logger(ctx context.Context) *slog.Logger {
 	return slog.Default()
 }
 
-// recoverer turns a panic in a plugin's handler into a 500 JSON response and
-// an error log with the plugin id and the stack.
+// recoverer turns a panic in a plugin's handler into a 500 JSON response;
+// the panic is logged with the plugin id and the stack, and counted against
+// the plugin's circuit breaker.
 func recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -144,8 +158,12 @@ func recoverer(next http.Handler) http.Handler {
 			if rv == http.ErrAbortHandler {
 				panic(rv)
 			}
-			Logger(r.Context()).Error("plugin handler panicked",
-				"method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(rv), "stack", string(debug.Stack()))
+			stack := debug.Stack()
+			if mnt, ok := r.Context().Value(pluginCtxKey{}).(*mount); ok {
+				mnt.m.recordPanic(mnt.id, "handler "+r.Method+" "+r.URL.Path, rv, stack)
+			} else {
+				slog.Error("plugin handler panicked", "panic", fmt.Sprint(rv), "stack", string(stack))
+			}
 			writeJSONError(w, http.StatusInternalServerError, "internal error", PluginID(r.Context()))
 		}()
 		next.ServeHTTP(w, r)

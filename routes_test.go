@@ -111,7 +111,7 @@ func TestHandlerPanicIsRecovered(t *testing.T) {
 		require.Equal(t, http.StatusInternalServerError, rec.Code)
 		require.Equal(t, map[string]any{"error": "internal error", "plugin": "boom"}, jsonBody(t, rec))
 		logs := e.logs.String()
-		require.Contains(t, logs, "plugin handler panicked")
+		require.Contains(t, logs, `msg="plugin panicked" plugin=boom where="handler GET /api/plugin/boom/panic"`)
 		require.Contains(t, logs, "plugin=boom")
 		require.Contains(t, logs, "kaboom")
 		require.Contains(t, logs, "routes_test.go", "the stack is logged")
