@@ -36,7 +36,3 @@ func (m *Manager) recordPanic(id, where string, rv any, stack []byte) {
 			count, m.cfg.PanicWindow, where, rv))
 	}
 }
-
-// requestTrip asks the control goroutine to fail plugin id. (Stub, being
-// written.)
-func (m *Manager) requestTrip(id, reason string) {}

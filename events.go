@@ -16,3 +16,15 @@ func (b *eventBus) emit(ctx context.Context, e any) {}
 
 // close stops the asynchronous deliveries; called by Shutdown.
 func (b *eventBus) close() {}
+
+// dropped counts the events plugin id's asynchronous subscriptions dropped.
+func (b *eventBus) dropped(id string) int64 { return 0 }
+
+// Built-in events (stub).
+type (
+	PluginStarted  struct{ Plugin string }
+	PluginEnabled  struct{ Plugin string }
+	PluginDisabled struct{ Plugin, Reason string }
+	PluginFailed   struct{ Plugin, Reason string }
+	SettingChanged struct{ Key, Owner string }
+)

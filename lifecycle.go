@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-
-	"github.com/pluginhost/pluginhost/internal/migrate"
 )
 
 // APIVersion is the semantic version of the plugin API this package
@@ -72,6 +69,11 @@ type PluginStatus struct {
 	MissingSettings []string      `json:"missing_settings,omitempty"`
 	Routes          []RouteInfo   `json:"routes,omitempty"`
 	Timings         []PhaseTiming `json:"timings,omitempty"`
+	// Panics counts the panics recovered in the plugin's code since Start.
+	Panics int `json:"panics,omitempty"`
+	// EventsDropped counts events its asynchronous subscriptions dropped
+	// because their queue was full.
+	EventsDropped int64 `json:"events_dropped,omitempty"`
 }
 
 // Manager runs the plugins of a registry: it resolves them, migrates the
@@ -92,11 +94,10 @@ type Manager struct {
 	extensions *extensionRegistry
 	ready      atomic.Bool // Start has finished and Shutdown has not begun
 
-	instance       string        // names this Manager in its announcements
-	feed           feed          // carries changes to the other Managers
-	reload         chan struct{} // reload requests, merged
-	background     sync.WaitGroup
-	stopBackground context.CancelFunc
+	instance string // names this Manager in its announcements
+	ctl      controller
+
+	sources []settingsSource // merged settings sources, in merge order
 
 	mu     sync.Mutex // guards the mutable fields of every plugin below
 	all    []*plugin  // every registered plugin, by id
@@ -118,10 +119,11 @@ type plugin struct {
 	// Guarded by Manager.mu.
 	state       State
 	reason      string
+	disabledBy  string // the dependency whose being disabled disabled this one
 	warnings    []string
 	missing     []string
 	timings     []PhaseTiming
-	initialized bool // Init succeeded (or there is none): Shutdown is owed
+	initialized bool        // Init succeeded (or there is none): Shutdown is owed
 	panics      int         // recovered panics since Start
 	recent      []time.Time // times of the panics within Config.PanicWindow
 	mux         *chi.Mux
@@ -142,6 +144,7 @@ func New(cfg Config) (*Manager, error) {
 	m.extensions = newExtensionRegistry(m)
 	m.db = &DB{sql: cfg.DB, dialect: cfg.Dialect}
 	m.settings = newSettings(m.db, sealer, cfg.Logger)
+	m.settings.onChange = m.settingChanged
 	m.mounts.Store(&mountTable{byID: map[string]*mount{}})
 	return m, nil
 }
@@ -175,18 +178,37 @@ func (m *Manager) Start(ctx context.Context) error {
 	m.started = true
 	began := time.Now()
 	if err := m.start(ctx); err != nil {
+		m.stopController()
+		m.mu.Lock()
+		for _, p := range m.all {
+			if p.alive() {
+				p.state, p.reason = StateStopped, "Start failed"
+			}
+		}
+		m.mu.Unlock()
+		m.remount()
 		// Undo what started, within a bound even if ctx is already done.
 		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startUndoTimeout)
-		if undoErr := m.shutdownPlugins(undoCtx); undoErr != nil {
+		if undoErr := m.shutdownPlugins(undoCtx, m.order); undoErr != nil {
 			m.log.Error("shutting down the plugins of a failed start", "err", undoErr)
 		}
 		cancel()
-		m.stopFeed()
-		m.publish(false)
+		m.events.close()
 		return err
 	}
-	m.publish(true)
+	m.ready.Store(true)
 	m.logStates(time.Since(began))
+	m.mu.Lock()
+	var running []string
+	for _, p := range m.order {
+		if p.state == StateRunning {
+			running = append(running, p.id)
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range running {
+		m.events.emit(ctx, PluginStarted{Plugin: id})
+	}
 	return nil
 }
 
@@ -209,124 +231,8 @@ func (m *Manager) start(ctx context.Context) error {
 	if err := m.migrateCore(ctx, sess); err != nil {
 		return fmt.Errorf("pluginhost: core migrations: %w", err)
 	}
-	err = m.each(PhaseSchema, func(p *plugin) error { return m.migratePlugin(ctx, sess, p) })
-	sess.close(ctx) // seeds and Init use the pool; a one-connection pool needs it back
-	if sess.lockErr != nil {
-		// Not the fault of the plugin that needed the lock first.
-		return fmt.Errorf("pluginhost: cannot start: plugin schemas: %w", sess.lockErr)
-	}
-	if err != nil {
-		return err
-	}
-	m.startFeed(ctx)
-	if err := m.mergeSettings(ctx); err != nil {
-		return err
-	}
-	err = m.each(PhaseSeed, func(p *plugin) error {
-		if s, ok := p.plugin.(Seeder); ok {
-			return s.Seed(ctx, p.host)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	err = m.each(PhaseInit, func(p *plugin) error {
-		if in, ok := p.plugin.(Initializer); ok {
-			if err := in.Init(ctx, p.host); err != nil {
-				return err
-			}
-		}
-		m.mu.Lock()
-		p.initialized = true
-		m.mu.Unlock()
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return m.each(PhaseRoutes, func(p *plugin) error {
-		rr, _ := p.plugin.(RouteRegistrar)
-		mux, routes, err := buildRoutes(p.id, rr, p.host, m.cfg.Middleware)
-		if err != nil {
-			return err
-		}
-		m.mu.Lock()
-		p.mux, p.routes = mux, routes
-		m.mu.Unlock()
-		return nil
-	})
-}
-
-// each runs one phase for every plugin still starting, in order, timing it
-// and recovering panics. A failure fails the plugin and its dependents. It
-// returns an error only when a required plugin has failed.
-func (m *Manager) each(phase string, fn func(p *plugin) error) error {
-	for _, p := range m.order {
-		m.mu.Lock()
-		alive := p.alive()
-		m.mu.Unlock()
-		if !alive {
-			continue
-		}
-		start := time.Now()
-		err := callPlugin(p, phase, func() error { return fn(p) })
-		m.mu.Lock()
-		p.timings = append(p.timings, PhaseTiming{phase, time.Since(start)})
-		if err != nil {
-			m.failLocked(p, phase, err)
-		}
-		m.mu.Unlock()
-	}
-	return m.requiredErr()
-}
-
-// PanicError is the failure of a plugin hook that panicked.
-type PanicError struct {
-	Plugin string
-	Phase  string
-	Value  any
-	Stack  []byte
-}
-
-func (e *PanicError) Error() string {
-	return fmt.Sprintf("plugin %q panicked in %s: %v", e.Plugin, e.Phase, e.Value)
-}
-
-// callPlugin runs fn, which calls into plugin code, turning a panic into a
-// *PanicError logged with the stack.
-func callPlugin(p *plugin, phase string, fn func() error) (err error) {
-	defer func() {
-		if rv := recover(); rv != nil {
-			pe := &PanicError{Plugin: p.id, Phase: phase, Value: rv, Stack: debug.Stack()}
-			p.logger.Error("plugin panicked", "phase", phase, "panic", fmt.Sprint(rv), "stack", string(pe.Stack))
-			err = pe
-		}
-	}()
-	return fn()
-}
-
-// failLocked marks p failed in phase and fails every plugin that depends on
-// it, directly or not. m.mu must be held.
-func (m *Manager) failLocked(p *plugin, phase string, err error) {
-	m.setLocked(p, StateFailed, phase, err)
-}
-
-// setLocked puts p in state with the reason err and cascades to its
-// dependents: "dependency <id> failed" or "… disabled". m.mu must be held.
-func (m *Manager) setLocked(p *plugin, state State, phase string, err error) {
-	p.state, p.reason = state, phase+": "+err.Error()
-	if state == StateFailed {
-		p.logger.Error("plugin failed", "phase", phase, "err", err)
-	}
-	for _, q := range m.order {
-		if !q.alive() || q.manifest == nil {
-			continue
-		}
-		if _, dependsOnP := q.manifest.Dependencies[p.id]; dependsOnP {
-			m.setLocked(q, state, phase, fmt.Errorf("dependency %s %s", p.id, state))
-		}
-	}
+	m.startController(ctx)
+	return m.bringUp(ctx, sess, m.order, m.requiredErr)
 }
 
 // requiredErr returns an error wrapping ErrRequired for every required
@@ -360,66 +266,9 @@ func (m *Manager) requiredErr() error {
 	return errors.Join(errs...)
 }
 
-// mergeSettings merges the core's settings and every starting plugin's, in
-// order; a plugin whose settings are refused fails.
-func (m *Manager) mergeSettings(ctx context.Context) error {
-	sources := []settingsSource{{owner: migrate.CoreLine, groups: m.cfg.CoreSettingGroups, settings: m.cfg.CoreSettings}}
-	m.mu.Lock()
-	for _, p := range m.order {
-		if p.alive() {
-			sources = append(sources, settingsSource{owner: p.id, groups: p.manifest.SettingGroups, settings: p.manifest.Settings})
-		}
-	}
-	m.mu.Unlock()
-	start := time.Now()
-	outcomes, err := m.settings.load(ctx, sources)
-	if err != nil {
-		return err
-	}
-	took := time.Since(start)
-	core := outcomes[migrate.CoreLine]
-	for _, w := range core.warnings {
-		m.log.Warn("core setting", "warning", w)
-	}
-	if len(core.missing) > 0 {
-		m.log.Warn("required core settings have no value", "keys", core.missing)
-	}
-	m.mu.Lock()
-	for _, src := range sources[1:] {
-		p, o := m.byID[src.owner], outcomes[src.owner]
-		p.timings = append(p.timings, PhaseTiming{PhaseSettings, took})
-		p.warnings = append(p.warnings, o.warnings...)
-		p.missing = o.missing
-		if o.err != nil && p.alive() {
-			m.failLocked(p, PhaseSettings, o.err)
-		}
-	}
-	m.mu.Unlock()
-	return m.requiredErr()
-}
-
-// publish marks the plugins that finished every phase running (when ok)
-// and swaps in the routing table.
-func (m *Manager) publish(ok bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	mt := &mountTable{byID: make(map[string]*mount, len(m.all))}
-	for _, p := range m.all {
-		if p.alive() {
-			if ok {
-				p.state = StateRunning
-			} else {
-				p.state, p.reason = StateStopped, "Start failed"
-			}
-		}
-		mnt := &mount{id: p.id, order: p.order, running: p.state == StateRunning, state: p.state, reason: p.reason, logger: p.logger, m: m}
-		if mnt.running {
-			mnt.mux, mnt.routes = p.mux, p.routes
-		}
-		mt.byID[p.id] = mnt
-		mt.order = append(mt.order, mnt)
-	}
-	m.mounts.Store(mt)
+// isRequired reports whether Config makes plugin id required.
+func (m *Manager) isRequired(id string) bool {
+	return m.cfg.RequireAll || slices.Contains(m.cfg.Required, id)
 }
 
 func (m *Manager) logStates(took time.Duration) {
@@ -456,7 +305,7 @@ func (m *Manager) Status() []PluginStatus {
 		st := PluginStatus{
 			ID: p.id, State: p.state, Reason: p.reason,
 			Warnings: slices.Clone(p.warnings), MissingSettings: slices.Clone(p.missing),
-			Timings: slices.Clone(p.timings),
+			Timings: slices.Clone(p.timings), Panics: p.panics, EventsDropped: m.events.dropped(p.id),
 		}
 		if p.manifest != nil {
 			st.Name, st.Version = p.manifest.Name, p.manifest.Version
@@ -469,13 +318,15 @@ func (m *Manager) Status() []PluginStatus {
 	return out
 }
 
-// Shutdown calls every started plugin's Shutdown hook in reverse dependency
+// Shutdown stops serving plugin routes, lets in-flight requests finish,
+// then calls every started plugin's Shutdown hook in reverse dependency
 // order, with ctx: a hook that has not returned when ctx is done is left
-// behind and reported, and the next plugin is still called. It stops serving
-// plugin routes first, returns all hook errors joined, and is idempotent:
-// later calls return the first call's result. It works on a Manager that
-// never started.
+// behind and reported, and the next plugin is still called. It returns all
+// hook errors joined and is idempotent: later calls return the first call's
+// result. It works on a Manager that never started.
 func (m *Manager) Shutdown(ctx context.Context) error {
+	m.ready.Store(false)
+	m.stopController() // no control operation runs from here on
 	m.life.Lock()
 	defer m.life.Unlock()
 	if m.stopped {
@@ -483,28 +334,37 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	}
 	m.stopped = true
 	m.mu.Lock()
+	var stopping []string
 	for _, p := range m.all {
 		if p.alive() {
 			p.state, p.reason = StateStopped, "the manager was shut down"
+			stopping = append(stopping, p.id)
 		}
 	}
 	m.mu.Unlock()
-	m.publish(false)
-	m.stopErr = m.shutdownPlugins(ctx)
-	m.stopFeed()
+	closed := m.remount()
+	for _, id := range stopping {
+		m.events.dropPlugin(id)
+		m.extensions.dropPlugin(id)
+	}
+	if err := drain(ctx, closed); err != nil {
+		m.log.Warn("requests still in flight at shutdown", "err", err)
+	}
+	m.stopErr = m.shutdownPlugins(ctx, m.order)
+	m.events.close()
 	if m.stopErr == nil {
 		m.log.Info("pluginhost shut down")
 	}
 	return m.stopErr
 }
 
-// shutdownPlugins runs the Shutdown hooks of initialized plugins in reverse
-// order and joins their errors.
-func (m *Manager) shutdownPlugins(ctx context.Context) error {
+// shutdownPlugins runs the Shutdown hooks of the initialized plugins among
+// ps in reverse order and joins their errors.
+func (m *Manager) shutdownPlugins(ctx context.Context, ps []*plugin) error {
 	var errs []error
 	var grace <-chan time.Time // after the deadline: one shared grace period
-	for i := len(m.order) - 1; i >= 0; i-- {
-		p := m.order[i]
+	for i := len(ps) - 1; i >= 0; i-- {
+		p := ps[i]
 		m.mu.Lock()
 		owed := p.initialized
 		p.initialized = false
@@ -514,9 +374,7 @@ func (m *Manager) shutdownPlugins(ctx context.Context) error {
 			continue
 		}
 		start := time.Now()
-		done := make(chan error, 1)
-		go func() { done <- callPlugin(p, PhaseShutdown, func() error { return sd.Shutdown(ctx, p.host) }) }()
-		err := awaitHook(ctx, done, &grace)
+		err := m.awaitHook(ctx, p, PhaseShutdown, func(ctx context.Context) error { return sd.Shutdown(ctx, p.host) }, &grace)
 		m.mu.Lock()
 		p.timings = append(p.timings, PhaseTiming{PhaseShutdown, time.Since(start)})
 		m.mu.Unlock()
@@ -526,30 +384,6 @@ func (m *Manager) shutdownPlugins(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// shutdownGrace is how long, in all, hooks called after the deadline get to
-// notice their canceled context and return.
-const shutdownGrace = 100 * time.Millisecond
-
-// awaitHook waits for a hook's result until ctx is done; after that, for
-// what is left of one grace period shared by all later hooks, so that a hook
-// that returns at once on a canceled context is reported as it returned.
-func awaitHook(ctx context.Context, done <-chan error, grace *<-chan time.Time) error {
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-	}
-	if *grace == nil {
-		*grace = time.After(shutdownGrace)
-	}
-	select {
-	case err := <-done:
-		return err
-	case <-*grace:
-		return fmt.Errorf("did not return before the deadline: %w", ctx.Err())
-	}
 }
 
 // dependency returns the plugin id for its dependent from, while it is
@@ -566,4 +400,9 @@ func (m *Manager) dependency(from, id string) (Plugin, error) {
 		return nil, fmt.Errorf("%w: plugin %q: dependency %q is %s", ErrNotFound, from, id, state)
 	}
 	return dep.plugin, nil
+}
+
+// settingChanged publishes a SettingChanged event.
+func (m *Manager) settingChanged(ctx context.Context, key, owner string) {
+	m.events.emit(ctx, SettingChanged{Key: key, Owner: owner})
 }

@@ -22,7 +22,8 @@ type change struct {
 
 // The kinds of change.
 const (
-	changeSettings = "settings"
+	changeSettings = "settings" // a setting's value
+	changePlugins  = "plugins"  // a plugin's persisted enable flag
 )
 
 // feed carries changes between the Managers of one database.
@@ -34,72 +35,6 @@ type feed interface {
 	committed(c change)
 	// close stops receiving.
 	close()
-}
-
-// startFeed starts receiving the changes other Managers announce, before
-// anything they could change is loaded, and the goroutine that reloads.
-// On PostgreSQL changes travel by LISTEN/NOTIFY on a connection of the
-// Manager's own, outside the pool; on SQLite, between the Managers of this
-// process that share the database.
-func (m *Manager) startFeed(ctx context.Context) {
-	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	m.stopBackground = cancel
-	m.reload = make(chan struct{}, 1)
-	m.background.Go(func() { m.reloader(bg) })
-	if m.cfg.Dialect == Postgres {
-		if f, err := m.startPostgresFeed(ctx, bg); err == nil {
-			m.feed = f
-		} else {
-			m.log.Warn("changes made by other replicas will not be seen before a restart", "err", err)
-			m.feed = nopFeed{}
-		}
-	} else {
-		m.feed = joinLocalFeed(m)
-	}
-	m.settings.setFeed(m.feed, m.instance)
-}
-
-// stopFeed stops receiving and waits for the background goroutines.
-func (m *Manager) stopFeed() {
-	if m.feed != nil {
-		m.feed.close()
-	}
-	if m.stopBackground != nil {
-		m.stopBackground()
-	}
-	m.background.Wait()
-}
-
-// received handles a change announced by any Manager, this one included.
-func (m *Manager) received(c change) {
-	if c.Origin == m.instance {
-		return
-	}
-	m.log.Debug("change announced by another manager", "kind", c.Kind, "key", c.Key)
-	m.requestReload()
-}
-
-// requestReload asks the reloader for a reload; requests made while one is
-// pending merge into it.
-func (m *Manager) requestReload() {
-	select {
-	case m.reload <- struct{}{}:
-	default:
-	}
-}
-
-// reloader reloads the shared state from the database on request.
-func (m *Manager) reloader(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-m.reload:
-		}
-		if err := m.settings.reload(ctx); err != nil && ctx.Err() == nil {
-			m.log.Error("reload settings", "err", err)
-		}
-	}
 }
 
 // newInstanceID names a Manager in its announcements.
@@ -115,6 +50,7 @@ type postgresFeed struct {
 }
 
 func (m *Manager) startPostgresFeed(ctx, bg context.Context) (*postgresFeed, error) {
+	c := &m.ctl
 	cfg, err := pgnotify.ConfigFrom(ctx, m.cfg.DB)
 	if err != nil {
 		return nil, err
@@ -131,7 +67,7 @@ func (m *Manager) startPostgresFeed(ctx, bg context.Context) (*postgresFeed, err
 	if err := l.Connect(ctx); err != nil {
 		m.log.Warn("cannot listen for changes from other replicas yet; retrying in the background", "err", err)
 	}
-	m.background.Go(func() {
+	c.background.Go(func() {
 		l.Run(bg,
 			func(payload string) {
 				var c change
@@ -143,7 +79,7 @@ func (m *Manager) startPostgresFeed(ctx, bg context.Context) (*postgresFeed, err
 			},
 			func() {
 				m.log.Info("listening for changes again; reloading, since notifications sent meanwhile are lost")
-				m.requestReload()
+				m.requestReload(true)
 			},
 			func(err error) { m.log.Warn("change listener", "err", err) },
 		)

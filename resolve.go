@@ -71,12 +71,13 @@ func (m *Manager) resolve(overrides map[string]bool) {
 		if !p.alive() {
 			continue
 		}
-		if err, disabled := m.checkDependencies(p); err != nil {
+		if err, disabledDep := m.checkDependencies(p); err != nil {
 			state := StateFailed
-			if disabled {
+			if disabledDep != "" {
 				state = StateDisabled
 			}
 			m.setLocked(p, state, PhaseResolve, err)
+			p.disabledBy = disabledDep
 		}
 	}
 }
@@ -92,30 +93,38 @@ func (m *Manager) resolveOne(p *plugin, disabled, overrides map[string]bool) {
 		p.state, p.reason = StateDisabled, "disabled by Config.Disabled"
 		return
 	}
-	if err := checkHost(p.manifest); err != nil {
+	if err := m.prepare(p); err != nil {
 		m.failLocked(p, PhaseResolve, err)
-		return
+	}
+}
+
+// prepare checks what a plugin's own manifest asks of the host (its host
+// constraint, its setting groups, its config values) and makes its Host.
+// m.mu must be held.
+func (m *Manager) prepare(p *plugin) error {
+	if err := checkHost(p.manifest); err != nil {
+		return err
 	}
 	if err := p.manifest.checkGroups(m.cfg.CoreSettingGroups); err != nil {
-		m.failLocked(p, PhaseResolve, err)
-		return
+		return err
 	}
 	cfg, warnings, err := resolvePluginConfig(p.manifest, m.cfg.PluginConfig[p.id], m.cfg.LookupEnv)
 	if err != nil {
-		m.failLocked(p, PhaseResolve, err)
-		return
+		return err
 	}
 	p.warnings = append(p.warnings, warnings...)
 	p.host = &Host{
 		id: p.id, manifest: p.manifest, logger: p.logger, settings: m.settings, config: cfg, m: m,
 		db: &DB{sql: m.cfg.DB, dialect: m.cfg.Dialect, prefix: tablePrefix(p.id)},
 	}
+	return nil
 }
 
 // checkDependencies reports the first missing, incompatible, failed or
-// disabled dependency of p, in id order, and whether it is disabled. The
-// dependencies come before p in the order, so their fate is known.
-func (m *Manager) checkDependencies(p *plugin) (err error, disabled bool) {
+// disabled dependency of p, in id order, and the id of the dependency when
+// it is disabled. The dependencies come before p in the order, so their
+// fate is known.
+func (m *Manager) checkDependencies(p *plugin) (err error, disabledDep string) {
 	ids := make([]string, 0, len(p.manifest.Dependencies))
 	for id := range p.manifest.Dependencies {
 		ids = append(ids, id)
@@ -125,18 +134,18 @@ func (m *Manager) checkDependencies(p *plugin) (err error, disabled bool) {
 		dep := m.byID[id]
 		switch {
 		case dep == nil:
-			return fmt.Errorf("%w: dependency %q is not registered (is its package imported?)", ErrNotFound, id), false
+			return fmt.Errorf("%w: dependency %q is not registered (is its package imported?)", ErrNotFound, id), ""
 		case dep.manifest == nil || dep.state == StateFailed:
-			return fmt.Errorf("dependency %s failed", id), false
+			return fmt.Errorf("dependency %s failed", id), ""
 		case dep.state == StateDisabled:
-			return fmt.Errorf("dependency %s disabled", id), true
+			return fmt.Errorf("dependency %s disabled", id), id
 		}
 		if c := p.manifest.deps[id]; c != nil && !c.Check(dep.manifest.version) {
 			return fmt.Errorf("%w: dependency %s is version %s, which does not satisfy %q",
-				ErrIncompatible, id, dep.manifest.Version, p.manifest.Dependencies[id]), false
+				ErrIncompatible, id, dep.manifest.Version, p.manifest.Dependencies[id]), ""
 		}
 	}
-	return nil, false
+	return nil, ""
 }
 
 // checkHost checks the manifest's host constraint against APIVersion.

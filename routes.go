@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-chi/chi/v5"
 
@@ -43,6 +44,61 @@ type mount struct {
 	logger  *slog.Logger
 	routes  []RouteInfo
 	m       *Manager
+
+	// In-flight requests of a running entry, so that stopping a plugin can
+	// let them finish before its Shutdown hook runs.
+	inflight atomic.Int64
+	closed   atomic.Bool   // the plugin stopped: no new request enters
+	idle     chan struct{} // signaled when the last request leaves a closed entry
+}
+
+// newMount makes p's routing entry from its current state. m.mu must be
+// held.
+func newMount(m *Manager, p *plugin) *mount {
+	mnt := &mount{id: p.id, order: p.order, running: p.state == StateRunning, state: p.state, reason: p.reason,
+		logger: p.logger, m: m, idle: make(chan struct{}, 1)}
+	if mnt.running {
+		mnt.mux, mnt.routes = p.mux, p.routes
+	}
+	return mnt
+}
+
+// enter admits a request, unless the entry was closed meanwhile.
+func (mnt *mount) enter() bool {
+	mnt.inflight.Add(1)
+	if mnt.closed.Load() {
+		mnt.leave()
+		return false
+	}
+	return true
+}
+
+// leave ends a request admitted by enter.
+func (mnt *mount) leave() {
+	if mnt.inflight.Add(-1) == 0 && mnt.closed.Load() {
+		select {
+		case mnt.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// close stops admitting requests.
+func (mnt *mount) close() { mnt.closed.Store(true) }
+
+// drain waits until the in-flight requests of the closed entries finish,
+// or ctx is done.
+func drain(ctx context.Context, mounts []*mount) error {
+	for _, mnt := range mounts {
+		for mnt.inflight.Load() > 0 {
+			select {
+			case <-mnt.idle:
+			case <-ctx.Done():
+				return fmt.Errorf("plugin %q: %d requests still in flight: %w", mnt.id, mnt.inflight.Load(), ctx.Err())
+			}
+		}
+	}
+	return nil
 }
 
 // mountTable is the immutable routing snapshot the handler reads with one
@@ -91,12 +147,16 @@ func (m *Manager) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "unknown plugin", id)
 		return
 	}
-	if !mnt.running {
+	if !mnt.running || !mnt.enter() {
+		if cur := m.mounts.Load().byID[id]; mnt.running && cur != nil {
+			mnt = cur // stopped meanwhile: report its new state
+		}
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{
 			"error": "plugin is not running", "plugin": id, "state": string(mnt.state), "reason": mnt.reason,
 		})
 		return
 	}
+	defer mnt.leave()
 	rctx := routeCtxPool.Get().(*chi.Context)
 	rctx.Reset()
 	rctx.Routes = mnt.mux

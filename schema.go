@@ -94,11 +94,11 @@ func (m *Manager) loadLedger(ctx context.Context, conn *sql.Conn) (migrate.Ledge
 }
 
 // readOverrides reads the persisted enable flags: id → enabled. Before the
-// library's tables exist there are none.
+// library's tables exist (according to l, when given) there are none.
 func (m *Manager) readOverrides(ctx context.Context, conn *sql.Conn, l migrate.Ledger) (map[string]bool, error) {
 	out := map[string]bool{}
-	if len(l[migrate.LibraryLine]) == 0 {
-		return out, nil
+	if l != nil && len(l[migrate.LibraryLine]) == 0 {
+		return out, nil // the table does not exist yet
 	}
 	rows, err := conn.QueryContext(ctx, `SELECT id, enabled FROM `+pluginsTable+` WHERE enabled IS NOT NULL`)
 	if err != nil {
@@ -237,7 +237,12 @@ func (pl *schemaPlan) empty() bool { return len(pl.create) == 0 && len(pl.migrat
 // rows read under the write lock, since another process booting on the same
 // database may have done it since l was loaded.
 func (m *Manager) migratePlugin(ctx context.Context, s *schemaSession, p *plugin) error {
-	decl, err := m.declare(p)
+	var decl *declaration
+	err := m.callHook(ctx, p, "declare tables and migrations", func(context.Context) error {
+		var err error
+		decl, err = m.declare(p)
+		return err
+	})
 	if err != nil {
 		return err
 	}

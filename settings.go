@@ -79,6 +79,9 @@ type Settings struct {
 	snap   atomic.Pointer[settingsSnapshot]
 	feed   feed   // announces changes to other Managers; nil before Start
 	origin string // the Manager's instance id, in announcements
+	// onChange, when set, is told of each value that changed, here or in
+	// another Manager, after the snapshot shows it.
+	onChange func(ctx context.Context, key, owner string)
 }
 
 // settingsSnapshot is an immutable view of the definitions and values.
@@ -218,6 +221,9 @@ func (s *Settings) Set(ctx context.Context, key string, value any) error {
 		s.feed.committed(c)
 	}
 	s.logger.Info("setting changed", "key", key, "owner", next.owner)
+	if s.onChange != nil {
+		s.onChange(ctx, key, next.owner)
+	}
 	return nil
 }
 
@@ -246,16 +252,30 @@ func (s *Settings) store(ctx context.Context, key, stored string, c change) erro
 // one, and publishes them; definitions are unchanged. A value that does not
 // decode keeps its previous one.
 func (s *Settings) reload(ctx context.Context) error {
+	changed, err := s.reloadValues(ctx)
+	if err != nil || s.onChange == nil {
+		return err
+	}
+	for _, v := range changed {
+		s.onChange(ctx, v.def.Key, v.owner)
+	}
+	return nil
+}
+
+// reloadValues is reload under the writers' lock; it returns the values
+// that changed.
+func (s *Settings) reloadValues(ctx context.Context) ([]*settingValue, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.snap.Load()
 	if len(old.defs) == 0 {
-		return nil
+		return nil, nil
 	}
 	stored, err := s.readStored(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var changed []*settingValue
 	next := &settingsSnapshot{groups: old.groups, defs: old.defs, byKey: make(map[string]*settingValue, len(old.byKey))}
 	for key, cur := range old.byKey {
 		v := &settingValue{def: cur.def, owner: cur.owner}
@@ -269,10 +289,14 @@ func (s *Settings) reload(ctx context.Context) error {
 		case cur.def.Default != nil:
 			_ = v.assign(cur.def.Default)
 		}
+		if v.set != cur.set || v.str != cur.str || v.num != cur.num || v.b != cur.b {
+			changed = append(changed, v)
+		}
 		next.byKey[key] = v
 	}
 	s.publish(next)
-	return nil
+	slices.SortFunc(changed, func(a, b *settingValue) int { return strings.Compare(a.def.Key, b.def.Key) })
+	return changed, nil
 }
 
 // with returns a copy of the snapshot with v replacing the value of its key.
