@@ -269,7 +269,8 @@ func (m *Manager) disable(ctx context.Context, id string, persist bool) error {
 // them in state (root with reason, the others "dependency <id> <state>"),
 // closes their gate at once, drops their event subscriptions and
 // providers, lets their in-flight requests finish, runs their Shutdown
-// hooks in reverse order and announces it with events.
+// hooks in reverse order. It announces each stop with an event as the gate
+// closes.
 func (m *Manager) stopPlugins(ctx context.Context, root *plugin, state State, reason string) {
 	m.mu.Lock()
 	stopped := []*plugin{root}
@@ -297,6 +298,18 @@ func (m *Manager) stopPlugins(ctx context.Context, root *plugin, state State, re
 		m.events.dropPlugin(p.id)
 		m.extensions.dropPlugin(p.id)
 	}
+	// Announced as the gate closes, before the plugins' Shutdown hooks.
+	for _, p := range stopped {
+		m.mu.Lock()
+		st, why := p.state, p.reason
+		m.mu.Unlock()
+		p.logger.Info("plugin stopping", "state", st, "reason", why)
+		if st == StateFailed {
+			m.events.emit(ctx, PluginFailed{Plugin: p.id, Reason: why})
+		} else {
+			m.events.emit(ctx, PluginDisabled{Plugin: p.id, Reason: why})
+		}
+	}
 	dctx, cancel := context.WithTimeout(ctx, m.cfg.HookTimeout)
 	if err := drain(dctx, closed); err != nil {
 		m.log.Warn("stopping plugins with requests still in flight", "err", err)
@@ -304,17 +317,6 @@ func (m *Manager) stopPlugins(ctx context.Context, root *plugin, state State, re
 	cancel()
 	if err := m.shutdownPlugins(ctx, stopped); err != nil {
 		m.log.Warn("stopping plugins", "err", err)
-	}
-	for _, p := range stopped {
-		m.mu.Lock()
-		st, why := p.state, p.reason
-		m.mu.Unlock()
-		p.logger.Info("plugin stopped", "state", st, "reason", why)
-		if st == StateFailed {
-			m.events.emit(ctx, PluginFailed{Plugin: p.id, Reason: why})
-		} else {
-			m.events.emit(ctx, PluginDisabled{Plugin: p.id, Reason: why})
-		}
 	}
 }
 
