@@ -1,30 +1,474 @@
 package pluginhost
 
-import "context"
-
-// eventBus delivers typed events to plugins. (Stub, being written.)
-type eventBus struct{ m *Manager }
-
-func newEventBus(m *Manager) *eventBus { return &eventBus{m: m} }
-
-// dropPlugin removes every subscription of plugin id, at once: it is called
-// when the plugin stops (disabled, failed, shut down).
-func (b *eventBus) dropPlugin(id string) {}
-
-// emit publishes a built-in event from the host.
-func (b *eventBus) emit(ctx context.Context, e any) {}
-
-// close stops the asynchronous deliveries; called by Shutdown.
-func (b *eventBus) close() {}
-
-// dropped counts the events plugin id's asynchronous subscriptions dropped.
-func (b *eventBus) dropped(id string) int64 { return 0 }
-
-// Built-in events (stub).
-type (
-	PluginStarted  struct{ Plugin string }
-	PluginEnabled  struct{ Plugin string }
-	PluginDisabled struct{ Plugin, Reason string }
-	PluginFailed   struct{ Plugin, Reason string }
-	SettingChanged struct{ Key, Owner string }
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
 )
+
+// PluginStarted is published by the Manager for each plugin running when
+// [Manager.Start] has finished.
+type PluginStarted struct {
+	Plugin string
+}
+
+// PluginEnabled is published by the Manager when a plugin enabled at
+// runtime has run its phases and is running.
+type PluginEnabled struct {
+	Plugin string
+}
+
+// PluginDisabled is published by the Manager when a running plugin was
+// disabled, by an operator or because a dependency was. Its subscriptions
+// are gone by then: the plugin itself does not receive it.
+type PluginDisabled struct {
+	Plugin string
+	Reason string
+}
+
+// PluginFailed is published by the Manager when a plugin fails: its circuit
+// breaker tripped, or a phase failed while it was being enabled. Like
+// [PluginDisabled], the plugin itself does not receive it.
+type PluginFailed struct {
+	Plugin string
+	Reason string
+}
+
+// SettingChanged is published by the Manager when the value of a setting
+// changed, here or on another replica. Owner is the id of the plugin that
+// defines the setting, or "core" for the host's own. Read the new value
+// from [Settings].
+type SettingChanged struct {
+	Key   string
+	Owner string
+}
+
+// PluginError is published by the Manager when an event handler returned an
+// error or panicked. Plugin is the id of the plugin whose handler failed,
+// Event the Go type of the event it was handling ("audit.NoteCreated"), Err
+// the error it returned, or a *[PanicError] when Panic is true. A handler
+// of PluginError that fails is logged but produces no further PluginError.
+type PluginError struct {
+	Plugin string
+	Event  string
+	Err    error
+	Panic  bool
+}
+
+var pluginErrorType = reflect.TypeFor[PluginError]()
+
+// Publisher is who publishes an event: the host, as a *[Manager], or a
+// plugin, as its *[Host]. No other type implements it. A nil Publisher is
+// not valid.
+type Publisher interface {
+	bus() *eventBus
+}
+
+func (m *Manager) bus() *eventBus { return m.events }
+func (h *Host) bus() *eventBus    { return h.m.events }
+
+// SubscribeOption changes how [Subscribe] delivers events. The zero value
+// changes nothing.
+type SubscribeOption struct {
+	queue int
+}
+
+// Async makes a subscription asynchronous: [Publish] puts each event in a
+// queue of queue events that belongs to this subscription, and one
+// goroutine of its own calls the handler for each, in the order they were
+// published. When the queue is full the event is dropped for this
+// subscription only: the publisher never waits. Drops are counted in the
+// plugin's status and logged at Warn (the first, then every 100th).
+//
+// The handler's context carries the values of the publisher's context but
+// not its deadline or cancellation: it is canceled when the subscription
+// ends, because the plugin stopped or the Manager shut down. Events still
+// queued then are discarded. Async panics if queue is less than 1.
+func Async(queue int) SubscribeOption {
+	if queue < 1 {
+		panic(fmt.Sprintf("pluginhost: Async queue size %d; it must be at least 1", queue))
+	}
+	return SubscribeOption{queue: queue}
+}
+
+// Subscribe makes fn receive every event of type E published by the host or
+// any plugin while h's plugin is running. A plugin subscribes in its Init
+// hook; it may subscribe later while it is running. Its subscriptions end
+// the moment it stops (disabled, failed or shut down); when it is enabled
+// again its Init runs again and subscribes afresh. A subscription made
+// while the plugin is not starting or running is ignored and logged.
+//
+// Events are matched by their exact static type: Subscribe[audit.Event]
+// receives what Publish[audit.Event] sends, not a *audit.Event, and
+// Subscribe[any] only what is published as an any. Export the event types
+// from a package the publisher and subscribers share, like the interfaces
+// a dependency offers.
+//
+// By default delivery is synchronous: [Publish] calls fn in the
+// publisher's goroutine, with the publisher's context, before it returns;
+// keep such handlers short, and use [Async] for slow work. An error fn
+// returns, or a panic, is logged with the plugin id and published as a
+// [PluginError]; a panic also counts toward the plugin's circuit breaker
+// (Config.PanicLimit). Neither reaches the publisher or the other
+// subscribers.
+//
+// Subscribe is safe for concurrent use. It panics if h or fn is nil.
+func Subscribe[E any](h *Host, fn func(ctx context.Context, e E) error, opts ...SubscribeOption) {
+	if h == nil || fn == nil {
+		panic("pluginhost: Subscribe with a nil Host or handler")
+	}
+	typ := reflect.TypeFor[E]()
+	s := &subscription{plugin: h.id, typ: typ, event: typ.String(), logger: h.logger, handler: fn}
+	for _, o := range opts {
+		if o.queue > 0 {
+			s.size = o.queue
+		}
+	}
+	b := h.m.events
+	if s.size > 0 {
+		q := make(chan queued[E], s.size)
+		s.queue = q
+		s.worker = &worker{sub: s, done: make(chan struct{})}
+		s.start = func(ctx context.Context) { runWorker(ctx, b, s, q, fn) }
+	}
+	b.add(s)
+}
+
+// Publish delivers e to the subscribers of type E whose plugin is running,
+// in plugin (dependency) order: synchronous subscribers are called before
+// Publish returns, in this goroutine, with ctx; asynchronous ones get e in
+// their queue, or drop it when the queue is full. from is the publisher:
+// the *Manager for the host, a plugin's *Host for the plugin. A plugin may
+// publish from Init; plugins that are still starting do not receive.
+//
+// Handler errors and panics are contained (see [Subscribe]): Publish always
+// returns normally, and never blocks on an asynchronous subscriber. It is
+// safe for concurrent use; an event is a value shared by every subscriber,
+// which must not modify what it points to.
+func Publish[E any](ctx context.Context, from Publisher, e E) {
+	publish(ctx, from.bus(), e)
+}
+
+// eventBus delivers typed events to the plugins' subscriptions. Publishing
+// reads an immutable snapshot, swapped under mu when subscriptions change.
+type eventBus struct {
+	m *Manager
+
+	// subs maps an event type to its live subscriptions in plugin order.
+	// The map and its slices are never modified once stored.
+	subs atomic.Pointer[map[reflect.Type][]*subscription]
+
+	mu      sync.Mutex               // serializes changes to subs; guards below
+	closed  bool                     // close was called: no more subscriptions
+	drops   map[string]*atomic.Int64 // per plugin: events its async subscriptions dropped
+	workers sync.WaitGroup           // every worker goroutine ever started
+}
+
+// subscription is one call of Subscribe.
+type subscription struct {
+	plugin  string
+	order   int // the plugin's position in the dependency order
+	typ     reflect.Type
+	event   string // typ.String(), for logs and PluginError
+	logger  *slog.Logger
+	handler any // func(context.Context, E) error
+
+	// Asynchronous subscriptions only.
+	size   int                       // queue capacity; 0: synchronous
+	queue  any                       // chan queued[E]
+	worker *worker                   // the goroutine that drains queue
+	start  func(ctx context.Context) // runs the worker until ctx is done
+
+	live  atomic.Bool   // false once dropped: no call starts after that
+	drops atomic.Int64  // this subscription's drops, for the log's rate limit
+	total *atomic.Int64 // the plugin's drops, shared by its subscriptions
+}
+
+// worker is the goroutine of an asynchronous subscription.
+type worker struct {
+	sub    *subscription
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the goroutine has returned
+}
+
+// queued is an event waiting in an asynchronous subscription's queue, with
+// the publisher's context for its values.
+type queued[E any] struct {
+	ctx context.Context
+	e   E
+}
+
+func newEventBus(m *Manager) *eventBus {
+	b := &eventBus{m: m, drops: map[string]*atomic.Int64{}}
+	b.subs.Store(&map[reflect.Type][]*subscription{})
+	return b
+}
+
+// publish is Publish on the bus. It takes no lock and, for synchronous
+// subscribers, allocates nothing.
+func publish[E any](ctx context.Context, b *eventBus, e E) {
+	for _, s := range (*b.subs.Load())[reflect.TypeFor[E]()] {
+		if !s.live.Load() {
+			continue
+		}
+		if _, running := b.m.runningOrder(s.plugin); !running {
+			continue
+		}
+		if s.queue == nil {
+			deliver(ctx, b, s, s.handler.(func(context.Context, E) error), e)
+			continue
+		}
+		select {
+		case s.queue.(chan queued[E]) <- queued[E]{ctx: ctx, e: e}:
+		default:
+			b.dropEvent(s)
+		}
+	}
+}
+
+// deliver calls one handler, containing its error or panic.
+func deliver[E any](ctx context.Context, b *eventBus, s *subscription, fn func(context.Context, E) error, e E) {
+	defer func() {
+		if rv := recover(); rv != nil {
+			b.handlerFailed(ctx, s, nil, rv, debug.Stack())
+		}
+	}()
+	if err := fn(ctx, e); err != nil {
+		b.handlerFailed(ctx, s, err, nil, nil)
+	}
+}
+
+// handlerFailed logs a handler's error or records its panic, and publishes
+// it as a PluginError, unless the handler was one of PluginError.
+func (b *eventBus) handlerFailed(ctx context.Context, s *subscription, err error, rv any, stack []byte) {
+	panicked := stack != nil
+	if panicked {
+		where := "event handler " + s.event
+		b.m.recordPanic(s.plugin, where, rv, stack)
+		err = &PanicError{Plugin: s.plugin, Phase: where, Value: rv, Stack: stack}
+	} else {
+		s.logger.Error("event handler failed", "event", s.event, "err", err)
+	}
+	if s.typ == pluginErrorType {
+		return
+	}
+	if s.worker != nil {
+		// The worker's context ends with the subscription; the report
+		// should reach the other plugins all the same.
+		ctx = context.WithoutCancel(ctx)
+	}
+	publish(ctx, b, PluginError{Plugin: s.plugin, Event: s.event, Err: err, Panic: panicked})
+}
+
+// dropEvent counts an event an asynchronous subscription had no room for,
+// and logs the first drop and every 100th.
+func (b *eventBus) dropEvent(s *subscription) {
+	s.total.Add(1)
+	if n := s.drops.Add(1); n == 1 || n%100 == 0 {
+		s.logger.Warn("event dropped: the asynchronous subscription's queue is full",
+			"event", s.event, "queue", s.size, "dropped", n)
+	}
+}
+
+// runWorker drains an asynchronous subscription's queue until ctx is
+// canceled. Its goroutine carries the pprof labels pluginhost.plugin and
+// pluginhost.event, so goroutine profiles say whose it is.
+func runWorker[E any](ctx context.Context, b *eventBus, s *subscription, q <-chan queued[E], fn func(context.Context, E) error) {
+	defer b.workers.Done()
+	defer close(s.worker.done)
+	labels := pprof.Labels("pluginhost.plugin", s.plugin, "pluginhost.event", s.event)
+	pprof.Do(ctx, labels, func(ctx context.Context) {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case it := <-q:
+				if ctx.Err() != nil || !s.live.Load() {
+					return
+				}
+				if _, running := b.m.runningOrder(s.plugin); !running {
+					continue
+				}
+				deliver(asyncContext{Context: ctx, values: it.ctx}, b, s, fn, it.e)
+			}
+		}
+	})
+}
+
+// asyncContext is an asynchronous handler's context: the worker's for
+// cancellation, the publisher's for values.
+type asyncContext struct {
+	context.Context
+	values context.Context
+}
+
+func (c asyncContext) Value(key any) any { return c.values.Value(key) }
+
+// add installs a subscription of a plugin that is starting or running, and
+// starts its worker if it is asynchronous.
+func (b *eventBus) add(s *subscription) {
+	m := b.m
+	m.mu.Lock() // the plugin cannot stop (and be dropped) meanwhile
+	defer m.mu.Unlock()
+	p := m.byID[s.plugin]
+	if p == nil || !p.alive() {
+		s.logger.Warn("event subscription ignored: the plugin is not starting or running", "event", s.event)
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		s.logger.Warn("event subscription ignored: the manager is shut down", "event", s.event)
+		return
+	}
+	s.order = p.order
+	s.total = b.drops[s.plugin]
+	if s.total == nil {
+		s.total = new(atomic.Int64)
+		b.drops[s.plugin] = s.total
+	}
+	s.live.Store(true)
+	if s.worker != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.worker.cancel = cancel
+		b.workers.Add(1)
+		go s.start(ctx)
+	}
+	old := *b.subs.Load()
+	next := make(map[reflect.Type][]*subscription, len(old)+1)
+	for typ, subs := range old {
+		next[typ] = subs
+	}
+	subs := append(slices.Clone(old[s.typ]), s)
+	// Stable: one plugin's subscriptions keep the order they were made in.
+	slices.SortStableFunc(subs, func(a, b *subscription) int { return a.order - b.order })
+	next[s.typ] = subs
+	b.subs.Store(&next)
+}
+
+// dropPlugin ends every subscription of plugin id: a publish that starts
+// after it returns does not call them, and neither does a publish under
+// way once the handler it is calling returns. It stops the plugin's
+// workers and waits for them up to Config.HookTimeout; a worker whose
+// handler is still running then is logged and exits when it returns. The
+// Manager calls it when the plugin stops (disabled, failed, shut down),
+// after its state changed and without holding Manager.mu.
+func (b *eventBus) dropPlugin(id string) {
+	b.mu.Lock()
+	stopped := b.removeLocked(func(s *subscription) bool { return s.plugin == id })
+	b.mu.Unlock()
+	b.stop(stopped)
+}
+
+// emit publishes a built-in event from the host. e is one of the event
+// types of this file, as a value.
+func (b *eventBus) emit(ctx context.Context, e any) {
+	switch e := e.(type) {
+	case PluginStarted:
+		publish(ctx, b, e)
+	case PluginEnabled:
+		publish(ctx, b, e)
+	case PluginDisabled:
+		publish(ctx, b, e)
+	case PluginFailed:
+		publish(ctx, b, e)
+	case SettingChanged:
+		publish(ctx, b, e)
+	case PluginError:
+		publish(ctx, b, e)
+	default:
+		b.m.log.Error("pluginhost: emit of an event that is not a built-in one", "type", fmt.Sprintf("%T", e))
+	}
+}
+
+// close ends every subscription and refuses new ones, stops every worker
+// and waits for them as dropPlugin does. Shutdown calls it; it is
+// idempotent.
+func (b *eventBus) close() {
+	b.mu.Lock()
+	b.closed = true
+	stopped := b.removeLocked(func(*subscription) bool { return true })
+	b.mu.Unlock()
+	b.stop(stopped)
+}
+
+// dropped returns how many events the asynchronous subscriptions of plugin
+// id dropped because their queue was full, since the Manager was created.
+func (b *eventBus) dropped(id string) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c := b.drops[id]; c != nil {
+		return c.Load()
+	}
+	return 0
+}
+
+// removeLocked swaps in a snapshot without the subscriptions that match,
+// marks them dead and returns their workers. b.mu must be held.
+func (b *eventBus) removeLocked(match func(*subscription) bool) []*worker {
+	old := *b.subs.Load()
+	next := make(map[reflect.Type][]*subscription, len(old))
+	var stopped []*worker
+	changed := false
+	for typ, subs := range old {
+		if !slices.ContainsFunc(subs, match) {
+			next[typ] = subs
+			continue
+		}
+		changed = true
+		var keep []*subscription
+		for _, s := range subs {
+			if !match(s) {
+				keep = append(keep, s)
+				continue
+			}
+			s.live.Store(false)
+			if s.worker != nil {
+				stopped = append(stopped, s.worker)
+			}
+		}
+		if len(keep) > 0 {
+			next[typ] = keep
+		}
+	}
+	if changed {
+		b.subs.Store(&next)
+	}
+	return stopped
+}
+
+// stop cancels the workers and waits for them to return, up to
+// Config.HookTimeout in all.
+func (b *eventBus) stop(workers []*worker) {
+	if len(workers) == 0 {
+		return
+	}
+	for _, w := range workers {
+		w.cancel()
+	}
+	timer := time.NewTimer(b.m.cfg.HookTimeout)
+	defer timer.Stop()
+	for i, w := range workers {
+		select {
+		case <-w.done:
+			continue
+		case <-timer.C:
+		}
+		for _, w := range workers[i:] {
+			select {
+			case <-w.done:
+			default:
+				w.sub.logger.Warn("event handler still running after Config.HookTimeout; its worker stops when it returns",
+					"event", w.sub.event, "timeout", b.m.cfg.HookTimeout)
+			}
+		}
+		return
+	}
+}
