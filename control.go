@@ -404,7 +404,7 @@ func (m *Manager) enable(ctx context.Context, id string, persist bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if p.state != StateRunning {
-		return fmt.Errorf("pluginhost: plugin %q did not start: %s", id, p.reason)
+		return fmt.Errorf("%w: plugin %q did not start: %s", ErrStartFailed, id, p.reason)
 	}
 	return nil
 }
@@ -429,7 +429,7 @@ func (m *Manager) dependenciesRunningLocked(p *plugin, also ...map[string]bool) 
 		case d == nil:
 			return fmt.Errorf("%w: plugin %q: dependency %q is not registered", ErrNotFound, p.id, dep)
 		case d.state != StateRunning:
-			return fmt.Errorf("pluginhost: plugin %q: dependency %q is not running (%s: %s); enable it first", p.id, dep, d.state, d.reason)
+			return fmt.Errorf("%w: plugin %q: dependency %q is %s (%s); enable it first", ErrDependency, p.id, dep, d.state, d.reason)
 		}
 	}
 	return nil

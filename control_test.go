@@ -84,7 +84,7 @@ func TestDisableGatesDrainsThenShutsDownWithDependents(t *testing.T) {
 
 		// The gate closes at once, while the request in flight goes on and
 		// the Shutdown hooks wait for it.
-		waitFor(t, func() bool { return serve(t, m.Handler(), "GET", "/api/plugin/base/ping", "").Code == 503 })
+		pollUntil(t, func() bool { return serve(t, m.Handler(), "GET", "/api/plugin/base/ping", "").Code == 503 })
 		rec := serve(t, m.Handler(), "GET", "/api/plugin/dependent/ping", "")
 		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 		body := jsonBody(t, rec)
@@ -108,10 +108,10 @@ func TestDisableGatesDrainsThenShutsDownWithDependents(t *testing.T) {
 	})
 }
 
-// waitFor waits until cond holds, checking it each time a short timer
+// pollUntil waits until cond holds, checking it each time a short timer
 // fires; it fails the test after ten seconds. Only for conditions that
 // another goroutine makes true without a signal the test could wait on.
-func waitFor(t testing.TB, cond func() bool) {
+func pollUntil(t testing.TB, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -168,6 +168,7 @@ func TestEnableFailureLeavesNothingMounted(t *testing.T) {
 		m := e.start(cfg)
 
 		err := m.Enable(context.Background(), "broken")
+		require.ErrorIs(t, err, pluginhost.ErrStartFailed)
 		require.ErrorContains(t, err, `plugin "broken" did not start: init: cannot reach the mail server`)
 		st := status(t, m, "broken")
 		require.Equal(t, pluginhost.StateFailed, st.State)
@@ -201,7 +202,8 @@ func TestControlErrors(t *testing.T) {
 		require.NoError(t, m.Disable(context.Background(), "base"))
 		require.NoError(t, m.Disable(context.Background(), "base"), "disabling twice is fine")
 		err = m.Enable(context.Background(), "dependent")
-		require.ErrorContains(t, err, `dependency "base" is not running`)
+		require.ErrorIs(t, err, pluginhost.ErrDependency)
+		require.ErrorContains(t, err, `dependency "base" is disabled (disabled by an operator)`)
 		require.NoError(t, m.Enable(context.Background(), "base"))
 		require.NoError(t, m.Enable(context.Background(), "base"), "enabling a running plugin is fine")
 
@@ -239,7 +241,7 @@ func TestReplicasFollowEnableAndDisable(t *testing.T) {
 			receiveWithin(t, started, 5*time.Second)
 		}
 		for _, m := range ms {
-			waitFor(t, func() bool { return status(t, m, "toggled").State == pluginhost.StateRunning })
+			pollUntil(t, func() bool { return status(t, m, "toggled").State == pluginhost.StateRunning })
 			require.Equal(t, "toggled", serve(t, m.Handler(), "GET", "/api/plugin/toggled/ping", "").Body.String())
 		}
 	})

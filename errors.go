@@ -17,6 +17,11 @@ var (
 	ErrNotFound = errors.New("pluginhost: not found")
 	// ErrIncompatible: a version constraint is not met.
 	ErrIncompatible = errors.New("pluginhost: incompatible version")
+	// ErrDependency: a plugin cannot start because a dependency is not
+	// running.
+	ErrDependency = errors.New("pluginhost: dependency not running")
+	// ErrStartFailed: a plugin failed a phase while Enable started it.
+	ErrStartFailed = errors.New("pluginhost: plugin failed to start")
 	// ErrRequired: a plugin that Config marks required did not start.
 	ErrRequired = errors.New("pluginhost: required plugin did not start")
 	// ErrSettingType: a setting was read or written as the wrong type.

@@ -92,6 +92,7 @@ type Manager struct {
 
 	events     *eventBus
 	extensions *extensionRegistry
+	health     healthState
 	ready      atomic.Bool // Start has finished and Shutdown has not begun
 
 	instance string // names this Manager in its announcements
@@ -121,7 +122,6 @@ type plugin struct {
 	reason      string
 	disabledBy  string // the dependency whose being disabled disabled this one
 	warnings    []string
-	missing     []string
 	timings     []PhaseTiming
 	initialized bool        // Init succeeded (or there is none): Shutdown is owed
 	panics      int         // recovered panics since Start
@@ -288,8 +288,8 @@ func (m *Manager) logStates(took time.Duration) {
 		for _, w := range p.warnings {
 			p.logger.Warn("plugin warning", "warning", w)
 		}
-		if len(p.missing) > 0 {
-			p.logger.Warn("required settings have no value", "keys", p.missing)
+		if missing := m.settings.missing(p.id); len(missing) > 0 {
+			p.logger.Warn("required settings have no value", "keys", missing)
 		}
 	}
 	m.log.Info("pluginhost started", "plugins", len(m.all), "running", running, "took", took)
@@ -304,7 +304,7 @@ func (m *Manager) Status() []PluginStatus {
 	for _, p := range m.all {
 		st := PluginStatus{
 			ID: p.id, State: p.state, Reason: p.reason,
-			Warnings: slices.Clone(p.warnings), MissingSettings: slices.Clone(p.missing),
+			Warnings: slices.Clone(p.warnings), MissingSettings: m.settings.missing(p.id),
 			Timings: slices.Clone(p.timings), Panics: p.panics, EventsDropped: m.events.dropped(p.id),
 		}
 		if p.manifest != nil {

@@ -158,7 +158,6 @@ func (m *Manager) mergeSettings(ctx context.Context, targets []*plugin) error {
 			}
 			continue
 		}
-		p.missing = o.missing
 		if !slices.ContainsFunc(added, func(a settingsSource) bool { return a.owner == src.owner }) {
 			continue
 		}

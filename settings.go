@@ -163,6 +163,29 @@ func (s *Settings) Bool(key string) (bool, error) {
 	return v.b, nil
 }
 
+// Owner returns who defined the setting: "core" or the id of the plugin
+// whose manifest did; "" for an undefined key.
+func (s *Settings) Owner(key string) string {
+	if v := s.snap.Load().byKey[key]; v != nil {
+		return v.owner
+	}
+	return ""
+}
+
+// missing lists owner's required settings that have no value (or an empty
+// string), in definition order.
+func (s *Settings) missing(owner string) []string {
+	sn := s.snap.Load()
+	var out []string
+	for _, def := range sn.defs {
+		v := sn.byKey[def.Key]
+		if v.owner == owner && def.Required && (!v.set || (def.Type == StringType && v.str == "")) {
+			out = append(out, def.Key)
+		}
+	}
+	return out
+}
+
 // IsSet reports whether the setting has a value.
 func (s *Settings) IsSet(key string) bool {
 	v := s.snap.Load().byKey[key]

@@ -593,3 +593,22 @@ func TestSettingsRequiredWithoutValue(t *testing.T) {
 		require.Empty(t, status(t, m, "needy").MissingSettings)
 	})
 }
+
+// Status lists missing required settings as they are now, not as they were
+// at Start.
+func TestMissingSettingsFollowSet(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		e := newEnv(t, d)
+		m := e.start(e.config(&fake{manifest: manifest("needs", "1.0.0",
+			"[[settings]]", `key = "needs.url"`, `type = "string"`, `required = true`)}))
+		require.Equal(t, []string{"needs.url"}, status(t, m, "needs").MissingSettings)
+		require.Equal(t, "needs", m.Settings().Owner("needs.url"))
+		require.Equal(t, "", m.Settings().Owner("nope"))
+		require.NoError(t, m.Settings().Set(context.Background(), "needs.url", "https://example.com"))
+		require.Empty(t, status(t, m, "needs").MissingSettings)
+		require.NoError(t, m.Settings().Set(context.Background(), "needs.url", ""))
+		require.Equal(t, []string{"needs.url"}, status(t, m, "needs").MissingSettings)
+	})
+}

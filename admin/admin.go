@@ -1,0 +1,223 @@
+// Package admin serves an HTTP API for the operators of a pluginhost
+// service: list the plugins with their state, enable and disable them at
+// runtime, list and change the settings, list the routes.
+//
+// # Mounting
+//
+// [New] returns an http.Handler whose routes are relative (/plugins,
+// /settings, …), so that the host mounts it under the prefix it chooses.
+// With chi:
+//
+//	api, err := admin.New(admin.Config{Manager: m, Authorize: requireAdmin})
+//	if err != nil { ... }
+//	router.Mount("/api/admin", api)
+//
+// With net/http, strip the prefix:
+//
+//	mux.Handle("/api/admin/", http.StripPrefix("/api/admin", api))
+//
+// # Authorization
+//
+// The API changes what the service runs, so New refuses to build it
+// without Config.Authorize, the host's middleware that lets operators
+// through and answers everyone else (401, 403) itself. It wraps every
+// route, unknown paths included. A host that wants the API open, in tests
+// or on a private network, says so with Config.Insecure.
+//
+// # Routes
+//
+// Every response is JSON; errors are {"error": "..."} with the status
+// below.
+//
+//	GET  /plugins               {"plugins": [status, ...]}, sorted by id
+//	GET  /plugins/{id}          the plugin's status; 404 for an unknown id
+//	POST /plugins/{id}/enable   start it now; 200 with its new status
+//	POST /plugins/{id}/disable  stop it now; 200 with its new status
+//	GET  /settings              {"groups": [...], "ungrouped": [...]}
+//	GET  /settings/{key}        one setting; 404 for an unknown key
+//	PUT  /settings/{key}        body {"value": ...}; 200 with the setting
+//	GET  /routes                {"routes": [...]}, every mounted plugin route
+//
+// A plugin's status is [pluginhost.PluginStatus]: state, reason, version,
+// warnings, missing required settings, routes and phase timings.
+//
+// Enable and disable persist the operator's choice (see
+// [pluginhost.Manager.Enable] and [pluginhost.Manager.Disable]). They answer
+// 404 for an unknown plugin; 409 when the plugin is required, or a
+// dependency of the plugin to enable is not running or missing, or the
+// plugin failed to start (the body says why, and its status keeps the
+// reason); 503 when the Manager has not finished Start or is shutting
+// down. Once a request is accepted, the change runs to its end even if the
+// client goes away.
+//
+// Settings are listed in the order of [pluginhost.Settings.Groups], each
+// group with its settings, then the settings of no known group. Each
+// setting has its key, type, description, group, flags, default and value
+// (null when it has none). The value and default of an encrypted setting
+// are never sent: a value that is set reads "********". Setting a value
+// checks its type: a JSON string, number or boolean, as the setting's type
+// says; the wrong type, malformed JSON or a body without "value" is a 400
+// with the reason, an unknown key a 404, and an encrypted setting on a
+// Manager without Config.SecretKey a 409.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/pluginhost/pluginhost"
+)
+
+// Config configures the admin API built by [New].
+type Config struct {
+	// Manager is the Manager the API operates. Required.
+	Manager *pluginhost.Manager
+
+	// Authorize wraps every admin route, unknown paths included: it calls
+	// the next handler for an operator and answers anyone else itself.
+	// Required unless Insecure is true.
+	Authorize func(http.Handler) http.Handler
+
+	// Insecure serves the API without Authorize, to anyone who can reach
+	// it: for tests, or a private network. Default false. When Authorize is
+	// set as well, it is used.
+	Insecure bool
+}
+
+// New validates cfg and returns the admin API handler, to be mounted by the
+// host (see the package documentation). The error names each field that is
+// missing. The handler is safe for concurrent use.
+func New(cfg Config) (http.Handler, error) {
+	var errs []error
+	if cfg.Manager == nil {
+		errs = append(errs, errors.New("admin: Config.Manager is required"))
+	}
+	if cfg.Authorize == nil && !cfg.Insecure {
+		errs = append(errs, errors.New("admin: Config.Authorize is required: pass the host's authorization middleware, or set Config.Insecure to serve the API to anyone"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	a := &api{m: cfg.Manager}
+	r := chi.NewRouter()
+	if cfg.Authorize != nil {
+		r.Use(cfg.Authorize)
+	}
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not found")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+	})
+	r.Get("/plugins", a.listPlugins)
+	r.Get("/plugins/{id}", a.getPlugin)
+	r.Post("/plugins/{id}/enable", a.enable)
+	r.Post("/plugins/{id}/disable", a.disable)
+	r.Get("/settings", a.listSettings)
+	r.Get("/settings/{key}", a.getSetting)
+	r.Put("/settings/{key}", a.putSetting)
+	r.Get("/routes", a.listRoutes)
+	return r, nil
+}
+
+// api holds the handlers.
+type api struct {
+	m *pluginhost.Manager
+}
+
+func (a *api) listPlugins(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"plugins": a.m.Status()})
+}
+
+func (a *api) getPlugin(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	st, ok := a.status(id)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no plugin %q", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (a *api) enable(w http.ResponseWriter, r *http.Request) {
+	a.control(w, r, a.m.Enable, http.StatusConflict)
+}
+
+func (a *api) disable(w http.ResponseWriter, r *http.Request) {
+	a.control(w, r, a.m.Disable, http.StatusInternalServerError)
+}
+
+// control runs Enable or Disable and answers with the plugin's new status.
+// otherStatus is the status of an error no sentinel classifies: for
+// Enable, the plugin failed a phase or a dependency is not running.
+func (a *api) control(w http.ResponseWriter, r *http.Request, op func(ctx context.Context, id string) error, otherStatus int) {
+	id := chi.URLParam(r, "id")
+	if _, ok := a.status(id); !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no plugin %q", id))
+		return
+	}
+	// Once accepted, the change runs to its end even if the client goes
+	// away: a plugin half enabled helps no one.
+	if err := op(context.WithoutCancel(r.Context()), id); err != nil {
+		status := otherStatus
+		switch {
+		case errors.Is(err, pluginhost.ErrNotFound):
+			status = http.StatusConflict // the plugin exists: a dependency does not
+			if _, ok := a.status(id); !ok {
+				status = http.StatusNotFound
+			}
+		case errors.Is(err, pluginhost.ErrRequired):
+			status = http.StatusConflict
+		case errors.Is(err, pluginhost.ErrNotRunning), errors.Is(err, pluginhost.ErrClosed):
+			status = http.StatusServiceUnavailable
+		}
+		writeError(w, status, err.Error())
+		return
+	}
+	st, ok := a.status(id)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no plugin %q", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// status returns plugin id's status.
+func (a *api) status(id string) (pluginhost.PluginStatus, bool) {
+	all := a.m.Status()
+	i := slices.IndexFunc(all, func(st pluginhost.PluginStatus) bool { return st.ID == id })
+	if i < 0 {
+		return pluginhost.PluginStatus{}, false
+	}
+	return all[i], true
+}
+
+func (a *api) listRoutes(w http.ResponseWriter, r *http.Request) {
+	routes := a.m.Routes()
+	if routes == nil {
+		routes = []pluginhost.RouteInfo{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"routes": routes})
+}
+
+// writeJSON writes v as the JSON response. Admin responses may carry
+// configuration: they are never cached.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

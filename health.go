@@ -1,0 +1,250 @@
+package pluginhost
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// HealthChecker is implemented by plugins that can tell whether they work:
+// an upstream they need is reachable, a worker keeps up. CheckHealth
+// returns nil when the plugin is healthy, or an error saying what is wrong.
+//
+// [Manager.Health] calls it only while the plugin is running, concurrently
+// with the plugin's handlers and with other plugins' checks, with a context
+// whose deadline is Config.HealthTimeout. A check that overruns is reported
+// as failing without waiting for it; it should return when its context is
+// done. A panic is recovered and counted against the plugin's circuit
+// breaker, like a panic in a handler.
+type HealthChecker interface {
+	CheckHealth(ctx context.Context) error
+}
+
+// HealthReport is the result of [Manager.Health].
+type HealthReport struct {
+	// Ready is true when Start has finished, Shutdown has not begun, and
+	// the check of every running plugin passed. Plugins that are disabled
+	// or failed do not make the host unready: the others serve.
+	Ready bool `json:"ready"`
+	// Plugins lists every registered plugin, sorted by id.
+	Plugins []PluginHealth `json:"plugins"`
+}
+
+// PluginHealth is one plugin's part of a [HealthReport].
+type PluginHealth struct {
+	ID    string `json:"id"`
+	State State  `json:"state"`
+	// Checked is true when the plugin is running and implements
+	// [HealthChecker], so that Error and Latency are its check's. A running
+	// plugin without a check is healthy, with Checked false.
+	Checked bool `json:"checked"`
+	// Error is the check's error, or "" when it passed. For a plugin that
+	// is not running it is the reason, as [Manager.Status] reports it.
+	Error string `json:"error,omitempty"`
+	// Latency is how long the check took, or how long it was waited for
+	// when it did not answer in time.
+	Latency time.Duration `json:"latency_ns,omitempty"`
+	// LastChecked is when the reported check started.
+	LastChecked time.Time `json:"last_checked,omitzero"`
+}
+
+// failing returns the ids of the plugins whose check failed.
+func (r HealthReport) failing() []string {
+	out := []string{}
+	for _, ph := range r.Plugins {
+		if ph.Checked && ph.Error != "" {
+			out = append(out, ph.ID)
+		}
+	}
+	return out
+}
+
+// Health runs the checks of the running plugins that implement
+// [HealthChecker], concurrently, each bounded by Config.HealthTimeout, and
+// reports every plugin's state, its check's error and latency.
+//
+// Health returns within Config.HealthTimeout, or when ctx is done, even if
+// a check has not answered: that check is reported as failing ("did not
+// answer within …") and its goroutine is left running until the check
+// returns. While it runs, later calls wait for that same check (until its
+// own deadline) instead of starting another, so a check that hangs holds
+// one goroutine, not one per call. Checks run with ctx's values but not its
+// cancellation, so that a caller that goes away does not fail a check that
+// other callers may be waiting for.
+//
+// Health is safe for concurrent use. Before Start it reports no plugins and
+// Ready false. A check may still be running when its plugin is disabled.
+func (m *Manager) Health(ctx context.Context) HealthReport {
+	type target struct {
+		index   int // in report.Plugins
+		id      string
+		checker HealthChecker
+	}
+	var report HealthReport
+	var targets []target
+	m.mu.Lock()
+	report.Plugins = make([]PluginHealth, 0, len(m.all))
+	for _, p := range m.all {
+		ph := PluginHealth{ID: p.id, State: p.state}
+		if p.state != StateRunning {
+			ph.Error = p.reason
+		} else if hc, ok := p.plugin.(HealthChecker); ok {
+			targets = append(targets, target{len(report.Plugins), p.id, hc})
+		}
+		report.Plugins = append(report.Plugins, ph)
+	}
+	m.mu.Unlock()
+
+	hs := m.healthState()
+	runs := make([]*healthRun, len(targets))
+	for i, t := range targets {
+		runs[i] = hs.run(ctx, m, t.id, t.checker)
+	}
+	healthy := true
+	for i, t := range targets {
+		ph := &report.Plugins[t.index]
+		ph.Checked = true
+		ph.LastChecked = runs[i].started
+		ph.Latency, ph.Error = runs[i].await(ctx)
+		if ph.Error != "" {
+			healthy = false
+		}
+	}
+	report.Ready = healthy && m.ready.Load()
+	return report
+}
+
+// healthState keeps the latest check of each plugin. Its zero value is
+// ready to use.
+type healthState struct {
+	mu   sync.Mutex
+	runs map[string]*healthRun // by plugin id
+}
+
+// healthRun is one call of a plugin's CheckHealth.
+type healthRun struct {
+	started  time.Time
+	timeout  time.Duration
+	deadline time.Time
+	done     chan struct{} // closed when the check has returned
+
+	// Set before done is closed.
+	err  error
+	took time.Duration
+}
+
+// run returns the check of plugin id still in progress, or starts a new
+// one.
+func (hs *healthState) run(ctx context.Context, m *Manager, id string, hc HealthChecker) *healthRun {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if r := hs.runs[id]; r != nil {
+		select {
+		case <-r.done:
+		default:
+			return r // still running: wait for it rather than pile up
+		}
+	}
+	now := time.Now()
+	r := &healthRun{
+		started:  now,
+		timeout:  m.cfg.HealthTimeout,
+		deadline: now.Add(m.cfg.HealthTimeout),
+		done:     make(chan struct{}),
+	}
+	if hs.runs == nil {
+		hs.runs = map[string]*healthRun{}
+	}
+	hs.runs[id] = r
+	go r.check(context.WithoutCancel(ctx), m, id, hc)
+	return r
+}
+
+// check calls the plugin's check, recovering a panic.
+func (r *healthRun) check(ctx context.Context, m *Manager, id string, hc HealthChecker) {
+	defer close(r.done)
+	ctx, cancel := context.WithDeadline(ctx, r.deadline)
+	defer cancel()
+	defer func() {
+		r.took = time.Since(r.started)
+		if rv := recover(); rv != nil {
+			m.recordPanic(id, "health check", rv, debug.Stack())
+			r.err = fmt.Errorf("health check panicked: %v", rv)
+		}
+	}()
+	r.err = hc.CheckHealth(ctx)
+}
+
+// await waits for the check until its deadline or until ctx is done, and
+// returns its latency and error text.
+func (r *healthRun) await(ctx context.Context) (time.Duration, string) {
+	result := func() (time.Duration, string) {
+		if r.err != nil {
+			return r.took, r.err.Error()
+		}
+		return r.took, ""
+	}
+	timer := time.NewTimer(time.Until(r.deadline))
+	defer timer.Stop()
+	select {
+	case <-r.done:
+		return result()
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	select {
+	case <-r.done: // answered just in time
+		return result()
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return time.Since(r.started), fmt.Sprintf("no answer before the health request ended: %v", err)
+	}
+	return time.Since(r.started), fmt.Sprintf("did not answer within %s", r.timeout)
+}
+
+func (m *Manager) healthState() *healthState { return &m.health }
+
+// readiness is the body of the ReadinessHandler's responses.
+type readiness struct {
+	Ready bool `json:"ready"`
+	// Failing names the running plugins whose check failed.
+	Failing []string `json:"failing"`
+	// Reason says why the host is not ready when no check failed.
+	Reason  string         `json:"reason,omitempty"`
+	Plugins []PluginHealth `json:"plugins,omitempty"`
+}
+
+// ReadinessHandler returns an http.Handler for a readiness probe, such as
+// Kubernetes' readinessProbe. It runs [Manager.Health] with the request's
+// context and answers 200 when the report is ready and 503 otherwise: before
+// Start has finished, after Shutdown has begun, and while a running
+// plugin's check fails. The JSON body names the failing plugins:
+//
+//	{"ready":false,"failing":["billing"]}
+//
+// With the query parameter verbose, whatever its value (/readyz?verbose),
+// the body also lists every plugin's [PluginHealth] under "plugins". The
+// handler answers any method, is safe for concurrent use and valid before
+// Start. Set the probe's timeout above Config.HealthTimeout.
+func (m *Manager) ReadinessHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		report := m.Health(r.Context())
+		body := readiness{Ready: report.Ready, Failing: report.failing()}
+		if !report.Ready && len(body.Failing) == 0 {
+			body.Reason = "not serving: Start has not finished or Shutdown has begun"
+		}
+		if r.URL.Query().Has("verbose") {
+			body.Plugins = report.Plugins
+		}
+		status := http.StatusOK
+		if !report.Ready {
+			status = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, status, body)
+	})
+}
