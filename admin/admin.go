@@ -147,17 +147,17 @@ func (a *api) getPlugin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) enable(w http.ResponseWriter, r *http.Request) {
-	a.control(w, r, a.m.Enable, http.StatusConflict)
+	a.control(w, r, a.m.Enable)
 }
 
 func (a *api) disable(w http.ResponseWriter, r *http.Request) {
-	a.control(w, r, a.m.Disable, http.StatusInternalServerError)
+	a.control(w, r, a.m.Disable)
 }
 
-// control runs Enable or Disable and answers with the plugin's new status.
-// otherStatus is the status of an error no sentinel classifies: for
-// Enable, the plugin failed a phase or a dependency is not running.
-func (a *api) control(w http.ResponseWriter, r *http.Request, op func(ctx context.Context, id string) error, otherStatus int) {
+// control runs Enable or Disable and answers with the plugin's new status:
+// 409 when the state of the plugins forbids it (required, a dependency not
+// running, a phase failed), 500 for anything else (the database).
+func (a *api) control(w http.ResponseWriter, r *http.Request, op func(ctx context.Context, id string) error) {
 	id := chi.URLParam(r, "id")
 	if _, ok := a.status(id); !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no plugin %q", id))
@@ -166,14 +166,15 @@ func (a *api) control(w http.ResponseWriter, r *http.Request, op func(ctx contex
 	// Once accepted, the change runs to its end even if the client goes
 	// away: a plugin half enabled helps no one.
 	if err := op(context.WithoutCancel(r.Context()), id); err != nil {
-		status := otherStatus
+		status := http.StatusInternalServerError
 		switch {
 		case errors.Is(err, pluginhost.ErrNotFound):
 			status = http.StatusConflict // the plugin exists: a dependency does not
 			if _, ok := a.status(id); !ok {
 				status = http.StatusNotFound
 			}
-		case errors.Is(err, pluginhost.ErrRequired):
+		case errors.Is(err, pluginhost.ErrRequired), errors.Is(err, pluginhost.ErrDependency),
+			errors.Is(err, pluginhost.ErrStartFailed):
 			status = http.StatusConflict
 		case errors.Is(err, pluginhost.ErrNotRunning), errors.Is(err, pluginhost.ErrClosed):
 			status = http.StatusServiceUnavailable

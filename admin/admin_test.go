@@ -356,20 +356,20 @@ func TestSettingsList(t *testing.T) {
 	require.Equal(t, 100, got.Groups[1].SortOrder)
 
 	require.Equal(t, []map[string]any{
-		{"key": "app.name", "type": "string", "description": "The name.", "group": "general",
+		{"key": "app.name", "type": "string", "description": "The name.", "group": "general", "owner": "core",
 			"default": "example", "set": true, "value": "example"},
-		{"key": "app.api_key", "type": "string", "group": "general", "encrypted": true,
+		{"key": "app.api_key", "type": "string", "group": "general", "owner": "core", "encrypted": true,
 			"set": true, "value": "********"},
 	}, got.Groups[0].Settings)
 	require.Equal(t, []map[string]any{
-		{"key": "notes.max_length", "type": "number", "description": "Longest note.", "group": "notes",
+		{"key": "notes.max_length", "type": "number", "description": "Longest note.", "group": "notes", "owner": "notes",
 			"default": 100.0, "set": true, "value": 100.0},
-		{"key": "notes.api_url", "type": "string", "group": "notes", "required": true,
+		{"key": "notes.api_url", "type": "string", "group": "notes", "owner": "notes", "required": true,
 			"set": false, "value": nil},
 	}, got.Groups[1].Settings)
 	require.Equal(t, []map[string]any{
-		{"key": "app.debug", "type": "boolean", "default": false, "set": true, "value": false},
-		{"key": "app.other_key", "type": "string", "encrypted": true, "set": false, "value": nil},
+		{"key": "app.debug", "type": "boolean", "owner": "core", "default": false, "set": true, "value": false},
+		{"key": "app.other_key", "type": "string", "owner": "core", "encrypted": true, "set": false, "value": nil},
 	}, got.Ungrouped)
 
 	one := decode[map[string]any](t, f.do(t, "GET", "/settings/app.api_key", ""), http.StatusOK)

@@ -148,7 +148,7 @@ func Example_settings() {
 	call("PUT", "/settings/mail.port", `{"value": "587"}`)
 	call("GET", "/settings", "")
 	// Output:
-	// 200 {"key":"mail.password","type":"string","group":"mail","encrypted":true,"set":true,"value":"********"}
+	// 200 {"key":"mail.password","type":"string","group":"mail","owner":"core","encrypted":true,"set":true,"value":"********"}
 	// 400 {"error":"pluginhost: wrong setting type: setting \"mail.port\": want a number, got string"}
-	// 200 {"groups":[{"id":"mail","name":"Mail","sort_order":0,"settings":[{"key":"mail.port","type":"number","group":"mail","default":25,"set":true,"value":25},{"key":"mail.password","type":"string","group":"mail","encrypted":true,"set":true,"value":"********"}]}],"ungrouped":[]}
+	// 200 {"groups":[{"id":"mail","name":"Mail","sort_order":0,"settings":[{"key":"mail.port","type":"number","group":"mail","owner":"core","default":25,"set":true,"value":25},{"key":"mail.password","type":"string","group":"mail","owner":"core","encrypted":true,"set":true,"value":"********"}]}],"ungrouped":[]}
 }

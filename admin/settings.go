@@ -24,8 +24,10 @@ type setting struct {
 	Type        pluginhost.ValueType `json:"type"`
 	Description string               `json:"description,omitempty"`
 	Group       string               `json:"group,omitempty"`
-	Encrypted   bool                 `json:"encrypted,omitempty"`
-	Required    bool                 `json:"required,omitempty"`
+	// Owner is "core" or the id of the plugin that defined the setting.
+	Owner     string `json:"owner"`
+	Encrypted bool   `json:"encrypted,omitempty"`
+	Required  bool   `json:"required,omitempty"`
 	// Default is omitted for encrypted settings.
 	Default any `json:"default,omitempty"`
 	// Set reports whether the setting has a value.
@@ -45,7 +47,7 @@ type group struct {
 // value; an encrypted value never leaves this function.
 func view(s *pluginhost.Settings, def pluginhost.Setting) setting {
 	v := setting{
-		Key: def.Key, Type: def.Type, Description: def.Description, Group: def.Group,
+		Key: def.Key, Type: def.Type, Description: def.Description, Group: def.Group, Owner: s.Owner(def.Key),
 		Encrypted: def.Encrypted, Required: def.Required, Set: s.IsSet(def.Key),
 	}
 	if !def.Encrypted {
