@@ -283,13 +283,8 @@ func (ep *ExtensionPoint[T]) Each(ctx context.Context, fn func(ctx context.Conte
 			errs = append(errs, fmt.Errorf("pluginhost: extension point %q: stopped before provider %q: %w", ep.name, e.Name, err))
 			break
 		}
-		err := ep.invoke(ctx, &e.Provider, fn, nil)
-		var pe *PanicError
-		if err != nil && !errors.As(err, &pe) {
-			err = fmt.Errorf("pluginhost: extension %s/%s of plugin %q: %w", ep.name, e.Name, e.Plugin, err)
-		}
-		if err != nil {
-			errs = append(errs, err)
+		if err := ep.invoke(ctx, &e.Provider, fn, nil); err != nil {
+			errs = append(errs, ep.annotate(err, &e.Provider))
 		}
 	}
 	return errors.Join(errs...)
@@ -336,6 +331,15 @@ func (ep *ExtensionPoint[T]) invoke(ctx context.Context, p *Provider[T],
 		return each(ctx, *p)
 	}
 	return one(ctx, p.Impl)
+}
+
+// annotate names the provider in an error of fn; a *PanicError already
+// does.
+func (ep *ExtensionPoint[T]) annotate(err error, p *Provider[T]) error {
+	if _, panicked := err.(*PanicError); panicked {
+		return err
+	}
+	return fmt.Errorf("pluginhost: extension %s/%s of plugin %q: %w", ep.name, p.Name, p.Plugin, err)
 }
 
 // running is the gate: one atomic load of the routing table.

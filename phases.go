@@ -34,6 +34,7 @@ func (m *Manager) bringUp(ctx context.Context, sess *schemaSession, targets []*p
 	if err := m.mergeSettings(ctx, targets); err != nil {
 		return err
 	}
+	m.dropStopped(targets)
 	if err := check(); err != nil {
 		return err
 	}
@@ -90,8 +91,10 @@ func (m *Manager) bringUp(ctx context.Context, sess *schemaSession, targets []*p
 }
 
 // runPhase runs one phase for every plugin of targets still starting, in
-// order, timing it. A failure fails the plugin and its dependents.
+// order, timing it. A failure fails the plugin and its dependents, and
+// removes the event subscriptions and extension providers they made.
 func (m *Manager) runPhase(targets []*plugin, phase string, fn func(p *plugin) error) {
+	defer m.dropStopped(targets)
 	for _, p := range targets {
 		m.mu.Lock()
 		alive := p.alive()
@@ -107,6 +110,24 @@ func (m *Manager) runPhase(targets []*plugin, phase string, fn func(p *plugin) e
 			m.failLocked(p, phase, err)
 		}
 		m.mu.Unlock()
+	}
+}
+
+// dropStopped removes the event subscriptions and extension providers of
+// the plugins among targets that are no longer starting or running: a
+// plugin may subscribe and provide in Init and fail afterwards.
+func (m *Manager) dropStopped(targets []*plugin) {
+	var ids []string
+	m.mu.Lock()
+	for _, p := range targets {
+		if !p.alive() {
+			ids = append(ids, p.id)
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range ids {
+		m.events.dropPlugin(id)
+		m.extensions.dropPlugin(id)
 	}
 }
 
