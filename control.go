@@ -387,6 +387,7 @@ func (m *Manager) enable(ctx context.Context, id string, persist bool) error {
 		}
 		m.mu.Unlock()
 		m.remount()
+		m.dropStopped(targets)
 		m.shutdownPluginsQuietly(ctx, targets)
 	}
 	for _, q := range targets {

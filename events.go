@@ -125,7 +125,7 @@ func Subscribe[E any](h *Host, fn func(ctx context.Context, e E) error, opts ...
 		panic("pluginhost: Subscribe with a nil Host or handler")
 	}
 	typ := reflect.TypeFor[E]()
-	s := &subscription{plugin: h.id, typ: typ, event: typ.String(), logger: h.logger, handler: fn}
+	s := &subscription{plugin: h.id, host: h, typ: typ, event: typ.String(), logger: h.logger, handler: fn}
 	for _, o := range opts {
 		if o.queue > 0 {
 			s.size = o.queue
@@ -168,13 +168,15 @@ type eventBus struct {
 	mu      sync.Mutex               // serializes changes to subs; guards below
 	closed  bool                     // close was called: no more subscriptions
 	drops   map[string]*atomic.Int64 // per plugin: events its async subscriptions dropped
+	alive   map[*worker]struct{}     // worker goroutines that have not returned
 	workers sync.WaitGroup           // every worker goroutine ever started
 }
 
 // subscription is one call of Subscribe.
 type subscription struct {
 	plugin  string
-	order   int // the plugin's position in the dependency order
+	host    *Host // the plugin's Host when it subscribed: one per run
+	order   int   // the plugin's position in the dependency order
 	typ     reflect.Type
 	event   string // typ.String(), for logs and PluginError
 	logger  *slog.Logger
@@ -206,7 +208,7 @@ type queued[E any] struct {
 }
 
 func newEventBus(m *Manager) *eventBus {
-	b := &eventBus{m: m, drops: map[string]*atomic.Int64{}}
+	b := &eventBus{m: m, drops: map[string]*atomic.Int64{}, alive: map[*worker]struct{}{}}
 	b.subs.Store(&map[reflect.Type][]*subscription{})
 	return b
 }
@@ -282,7 +284,12 @@ func (b *eventBus) dropEvent(s *subscription) {
 // pluginhost.event, so goroutine profiles say whose it is.
 func runWorker[E any](ctx context.Context, b *eventBus, s *subscription, q <-chan queued[E], fn func(context.Context, E) error) {
 	defer b.workers.Done()
-	defer close(s.worker.done)
+	defer func() {
+		b.mu.Lock()
+		delete(b.alive, s.worker)
+		b.mu.Unlock()
+		close(s.worker.done)
+	}()
 	labels := pprof.Labels("pluginhost.plugin", s.plugin, "pluginhost.event", s.event)
 	pprof.Do(ctx, labels, func(ctx context.Context) {
 		for {
@@ -312,14 +319,21 @@ type asyncContext struct {
 func (c asyncContext) Value(key any) any { return c.values.Value(key) }
 
 // add installs a subscription of a plugin that is starting or running, and
-// starts its worker if it is asynchronous.
+// starts its worker if it is asynchronous. A subscription through the Host
+// of an earlier run of the plugin (a goroutine it left behind) is ignored;
+// one through the current Host ends those of earlier runs that were not
+// dropped.
 func (b *eventBus) add(s *subscription) {
 	m := b.m
 	m.mu.Lock() // the plugin cannot stop (and be dropped) meanwhile
 	defer m.mu.Unlock()
 	p := m.byID[s.plugin]
-	if p == nil || !p.alive() {
+	switch {
+	case p == nil || !p.alive():
 		s.logger.Warn("event subscription ignored: the plugin is not starting or running", "event", s.event)
+		return
+	case p.host != s.host:
+		s.logger.Warn("event subscription ignored: it was made through the Host of an earlier run of the plugin", "event", s.event)
 		return
 	}
 	b.mu.Lock()
@@ -327,6 +341,10 @@ func (b *eventBus) add(s *subscription) {
 	if b.closed {
 		s.logger.Warn("event subscription ignored: the manager is shut down", "event", s.event)
 		return
+	}
+	stale := b.removeLocked(func(o *subscription) bool { return o.plugin == s.plugin && o.host != s.host })
+	for _, w := range stale {
+		w.cancel() // close waits for it, if it is still in a handler
 	}
 	s.order = p.order
 	s.total = b.drops[s.plugin]
@@ -338,6 +356,7 @@ func (b *eventBus) add(s *subscription) {
 	if s.worker != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.worker.cancel = cancel
+		b.alive[s.worker] = struct{}{}
 		b.workers.Add(1)
 		go s.start(ctx)
 	}
@@ -389,12 +408,17 @@ func (b *eventBus) emit(ctx context.Context, e any) {
 }
 
 // close ends every subscription and refuses new ones, stops every worker
-// and waits for them as dropPlugin does. Shutdown calls it; it is
+// and waits, up to Config.HookTimeout, for all that have not returned,
+// including those a dropPlugin left behind. Shutdown calls it; it is
 // idempotent.
 func (b *eventBus) close() {
 	b.mu.Lock()
 	b.closed = true
-	stopped := b.removeLocked(func(*subscription) bool { return true })
+	b.removeLocked(func(*subscription) bool { return true })
+	stopped := make([]*worker, 0, len(b.alive))
+	for w := range b.alive {
+		stopped = append(stopped, w)
+	}
 	b.mu.Unlock()
 	b.stop(stopped)
 }
