@@ -220,7 +220,7 @@ func publish[E any](ctx context.Context, b *eventBus, e E) {
 		if !s.live.Load() {
 			continue
 		}
-		if _, running := b.m.runningOrder(s.plugin); !running {
+		if !b.m.runningAt(s.order) {
 			continue
 		}
 		if s.queue == nil {
@@ -300,7 +300,7 @@ func runWorker[E any](ctx context.Context, b *eventBus, s *subscription, q <-cha
 				if ctx.Err() != nil || !s.live.Load() {
 					return
 				}
-				if _, running := b.m.runningOrder(s.plugin); !running {
+				if !b.m.runningAt(s.order) {
 					continue
 				}
 				deliver(asyncContext{Context: ctx, values: it.ctx}, b, s, fn, it.e)

@@ -213,7 +213,7 @@ func (ep *ExtensionPoint[T]) Name() string {
 func (ep *ExtensionPoint[T]) Get(name string) (T, bool) {
 	if ep != nil {
 		s := ep.set.Load()
-		if i, ok := s.byName[name]; ok && ep.running(s.list[i].Plugin) {
+		if i, ok := s.byName[name]; ok && ep.running(&s.list[i]) {
 			return s.list[i].Impl, true
 		}
 	}
@@ -231,7 +231,7 @@ func (ep *ExtensionPoint[T]) Providers() []Provider[T] {
 	s := ep.set.Load()
 	var out []Provider[T]
 	for i := range s.list {
-		if ep.running(s.list[i].Plugin) {
+		if ep.running(&s.list[i]) {
 			if out == nil {
 				out = make([]Provider[T], 0, len(s.list)-i)
 			}
@@ -253,7 +253,7 @@ func (ep *ExtensionPoint[T]) All() iter.Seq2[string, T] {
 		s := ep.set.Load()
 		for i := range s.list {
 			e := &s.list[i]
-			if ep.running(e.Plugin) && !yield(e.Name, e.Impl) {
+			if ep.running(e) && !yield(e.Name, e.Impl) {
 				return
 			}
 		}
@@ -276,7 +276,7 @@ func (ep *ExtensionPoint[T]) Each(ctx context.Context, fn func(ctx context.Conte
 	s := ep.set.Load()
 	for i := range s.list {
 		e := &s.list[i]
-		if !ep.running(e.Plugin) {
+		if !ep.running(e) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -305,7 +305,7 @@ func (ep *ExtensionPoint[T]) Call(ctx context.Context, name string, fn func(ctx 
 		return fmt.Errorf("%w: extension point %q has no provider %q", ErrNotFound, ep.name, name)
 	}
 	e := &s.list[i]
-	if !ep.running(e.Plugin) {
+	if !ep.running(e) {
 		return fmt.Errorf("%w: provider %q of extension point %q belongs to plugin %q, which is not running",
 			ErrNotFound, name, ep.name, e.Plugin)
 	}
@@ -343,9 +343,8 @@ func (ep *ExtensionPoint[T]) annotate(err error, p *Provider[T]) error {
 }
 
 // running is the gate: one atomic load of the routing table.
-func (ep *ExtensionPoint[T]) running(plugin string) bool {
-	_, running := ep.r.m.runningOrder(plugin)
-	return running
+func (ep *ExtensionPoint[T]) running(e *providerEntry[T]) bool {
+	return ep.r.m.runningAt(e.order)
 }
 
 // providerSet is an immutable snapshot of a point's providers.
@@ -436,7 +435,7 @@ func (ep *ExtensionPoint[T]) info() ExtensionPointInfo {
 		Providers: make([]ExtensionProviderInfo, 0, len(s.list)),
 	}
 	for _, e := range s.list {
-		info.Providers = append(info.Providers, ExtensionProviderInfo{Name: e.Name, Plugin: e.Plugin, Running: ep.running(e.Plugin)})
+		info.Providers = append(info.Providers, ExtensionProviderInfo{Name: e.Name, Plugin: e.Plugin, Running: ep.running(&e)})
 	}
 	return info
 }

@@ -291,10 +291,13 @@ func (m *Manager) remount() (closed []*mount) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := m.mounts.Load()
-	mt := &mountTable{byID: make(map[string]*mount, len(m.all))}
+	mt := &mountTable{byID: make(map[string]*mount, len(m.all)), running: make([]bool, len(m.order))}
 	for _, p := range m.all {
 		prev := old.byID[p.id]
 		running := p.state == StateRunning
+		if running && p.order >= 0 {
+			mt.running[p.order] = true
+		}
 		if running && prev != nil && prev.running && prev.mux == p.mux {
 			mt.byID[p.id] = prev
 			mt.order = append(mt.order, prev)

@@ -106,17 +106,16 @@ func drain(ctx context.Context, mounts []*mount) error {
 type mountTable struct {
 	byID  map[string]*mount
 	order []*mount
+	// running tells, by position in the dependency order, which plugins
+	// run: the gate of events and extension points, one index away.
+	running []bool
 }
 
-// runningOrder reports whether plugin id is running and its position in
-// the dependency order, with one atomic load: the gate that events,
-// extension points and routes use.
-func (m *Manager) runningOrder(id string) (order int, running bool) {
-	mnt := m.mounts.Load().byID[id]
-	if mnt == nil {
-		return -1, false
-	}
-	return mnt.order, mnt.running
+// runningAt reports whether the plugin at position order of the
+// dependency order is running, with one atomic load.
+func (m *Manager) runningAt(order int) bool {
+	r := m.mounts.Load().running
+	return order >= 0 && order < len(r) && r[order]
 }
 
 // Handler returns the http.Handler that serves every plugin route. Mount it
