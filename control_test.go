@@ -55,6 +55,25 @@ func lifePlugin(id string, h *hooks, extra ...string) *fake {
 	}
 }
 
+// observer is a plugin that forwards the built-in events of the plugins it
+// watches to a channel.
+func observer(id string, seen chan<- string) *fake {
+	return &fake{
+		manifest: manifest(id, "1.0.0"),
+		init: func(ctx context.Context, h *pluginhost.Host) error {
+			pluginhost.Subscribe(h, func(_ context.Context, e pluginhost.PluginDisabled) error {
+				seen <- "disabled " + e.Plugin
+				return nil
+			})
+			pluginhost.Subscribe(h, func(_ context.Context, e pluginhost.PluginEnabled) error {
+				seen <- "enabled " + e.Plugin
+				return nil
+			})
+			return nil
+		},
+	}
+}
+
 func TestDisableGatesDrainsThenShutsDownWithDependents(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
@@ -73,7 +92,8 @@ func TestDisableGatesDrainsThenShutsDownWithDependents(t *testing.T) {
 		}
 		dependent := lifePlugin("dependent", h, "[dependencies]", `base = "^1.0"`)
 		other := lifePlugin("other", h)
-		m := e.start(e.config(base, dependent, other))
+		seen := make(chan string, 10)
+		m := e.start(e.config(base, dependent, other, observer("watcher", seen)))
 		e.exec(`INSERT INTO base__items (name) VALUES ('kept')`)
 
 		slow := make(chan int)
@@ -82,9 +102,11 @@ func TestDisableGatesDrainsThenShutsDownWithDependents(t *testing.T) {
 		disabled := make(chan error)
 		go func() { disabled <- m.Disable(context.Background(), "base") }()
 
-		// The gate closes at once, while the request in flight goes on and
-		// the Shutdown hooks wait for it.
-		pollUntil(t, func() bool { return serve(t, m.Handler(), "GET", "/api/plugin/base/ping", "").Code == 503 })
+		// The gate closes at once (announced as it closes), while the
+		// request in flight goes on and the Shutdown hooks wait for it.
+		require.Equal(t, "disabled base", receiveWithin(t, seen, 5*time.Second))
+		require.Equal(t, "disabled dependent", receiveWithin(t, seen, 5*time.Second))
+		require.Equal(t, http.StatusServiceUnavailable, serve(t, m.Handler(), "GET", "/api/plugin/base/ping", "").Code)
 		rec := serve(t, m.Handler(), "GET", "/api/plugin/dependent/ping", "")
 		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 		body := jsonBody(t, rec)
@@ -106,20 +128,6 @@ func TestDisableGatesDrainsThenShutsDownWithDependents(t *testing.T) {
 			require.NotEqual(t, "base", r.Plugin)
 		}
 	})
-}
-
-// pollUntil waits until cond holds, checking it each time a short timer
-// fires; it fails the test after ten seconds. Only for conditions that
-// another goroutine makes true without a signal the test could wait on.
-func pollUntil(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func TestEnableRunsPhasesLiveAndBringsDependentsBack(t *testing.T) {
@@ -217,17 +225,13 @@ func TestReplicasFollowEnableAndDisable(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
 		t.Parallel()
 		e := newEnv(t, d)
-		stopped, started := make(chan string, 10), make(chan string, 10)
+		stopped, seen := make(chan string, 10), make(chan string, 10)
 		plugins := func() []pluginhost.Plugin {
 			p := lifePlugin("toggled", &hooks{})
 			p.shutdown = func(context.Context, *pluginhost.Host) error { stopped <- "toggled"; return nil }
-			p.init = func(context.Context, *pluginhost.Host) error { started <- "toggled"; return nil }
-			return []pluginhost.Plugin{p}
+			return []pluginhost.Plugin{p, observer("watcher", seen)}
 		}
 		ms := replicas(t, e, 3, plugins)
-		for range ms {
-			<-started
-		}
 		require.NoError(t, ms[0].Disable(context.Background(), "toggled"))
 		for range ms {
 			receiveWithin(t, stopped, 5*time.Second)
@@ -236,12 +240,14 @@ func TestReplicasFollowEnableAndDisable(t *testing.T) {
 			require.Equal(t, http.StatusServiceUnavailable, serve(t, m.Handler(), "GET", "/api/plugin/toggled/ping", "").Code)
 			require.Equal(t, "disabled by an operator", status(t, m, "toggled").Reason)
 		}
+		for range ms {
+			require.Equal(t, "disabled toggled", receiveWithin(t, seen, 5*time.Second))
+		}
 		require.NoError(t, ms[1].Enable(context.Background(), "toggled"))
 		for range ms {
-			receiveWithin(t, started, 5*time.Second)
+			require.Equal(t, "enabled toggled", receiveWithin(t, seen, 5*time.Second))
 		}
 		for _, m := range ms {
-			pollUntil(t, func() bool { return status(t, m, "toggled").State == pluginhost.StateRunning })
 			require.Equal(t, "toggled", serve(t, m.Handler(), "GET", "/api/plugin/toggled/ping", "").Body.String())
 		}
 	})
