@@ -7,11 +7,18 @@
 //	curl localhost:8080/api/plugin/notes/notes
 //	curl -d '{"title":"hi","body":"there"}' localhost:8080/api/plugin/notes/notes
 //	curl localhost:8080/api/plugin/audit/events
+//	curl localhost:8080/api/ready
+//	curl -X POST -H "Authorization: Bearer $T" localhost:8080/api/admin/plugins/notes/disable
+//
+// The admin API at /api/admin takes the bearer token in
+// PLUGINHOST_ADMIN_TOKEN; when that is unset, the host makes one and prints
+// it at start.
 package main
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"database/sql"
 	"embed"
 	"encoding/hex"
@@ -34,6 +41,8 @@ import (
 	_ "github.com/mattn/go-sqlite3"    // SQLite driver "sqlite3"
 
 	"github.com/pluginhost/pluginhost"
+	"github.com/pluginhost/pluginhost/admin"
+	"github.com/pluginhost/pluginhost/examples/hostapi"
 	// The example plugins register themselves when imported.
 	_ "github.com/pluginhost/pluginhost/examples/plugins/audit"
 	_ "github.com/pluginhost/pluginhost/examples/plugins/notes"
@@ -68,7 +77,11 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- stri
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, nil))
 
-	app, err := newApp(ctx, opts.db, pluginhost.DefaultRegistry, logger)
+	token, err := adminToken(logger)
+	if err != nil {
+		return err
+	}
+	app, err := newApp(ctx, opts.db, pluginhost.DefaultRegistry, logger, token)
 	if err != nil {
 		return err
 	}
@@ -105,7 +118,7 @@ type app struct {
 
 // newApp opens the database, starts the plugins of reg and builds the
 // host's router.
-func newApp(ctx context.Context, dsn string, reg *pluginhost.Registry, logger *slog.Logger) (*app, error) {
+func newApp(ctx context.Context, dsn string, reg *pluginhost.Registry, logger *slog.Logger, token string) (*app, error) {
 	db, err := openDB(dsn)
 	if err != nil {
 		return nil, err
@@ -134,7 +147,19 @@ func newApp(ctx context.Context, dsn string, reg *pluginhost.Registry, logger *s
 		db.Close()
 		return nil, err
 	}
+	// Plugins add sections to /api/health through this extension point.
+	reporters, err := pluginhost.DeclareExtensionPoint[hostapi.StatusReporter](m, hostapi.StatusReporters)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := m.Start(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	adminAPI, err := admin.New(admin.Config{Manager: m, Authorize: bearer(token)})
+	if err != nil {
+		_ = m.Shutdown(context.Background())
 		db.Close()
 		return nil, err
 	}
@@ -146,11 +171,54 @@ func newApp(ctx context.Context, dsn string, reg *pluginhost.Registry, logger *s
 		for _, st := range m.Status() {
 			plugins[st.ID] = string(st.State)
 		}
+		reports := map[string]any{}
+		_ = reporters.Each(r.Context(), func(ctx context.Context, p pluginhost.Provider[hostapi.StatusReporter]) error {
+			report, err := p.Impl.Status(ctx)
+			if err != nil {
+				report = map[string]string{"error": err.Error()}
+			}
+			reports[p.Name] = report
+			return nil
+		})
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, "%s\n", mustJSON(map[string]any{"status": "ok", "app": name, "plugins": plugins}))
+		fmt.Fprintf(w, "%s\n", mustJSON(map[string]any{"status": "ok", "app": name, "plugins": plugins, "reports": reports}))
 	})
+	r.Handle("/api/ready", m.ReadinessHandler())
+	r.Mount("/api/admin", adminAPI)
 	r.Mount("/api/plugin", m.Handler())
 	return &app{db: db, manager: m, handler: r}, nil
+}
+
+// adminToken returns the admin API's bearer token: PLUGINHOST_ADMIN_TOKEN,
+// or a new random one, printed.
+func adminToken(logger *slog.Logger) (string, error) {
+	if t := os.Getenv("PLUGINHOST_ADMIN_TOKEN"); t != "" {
+		return t, nil
+	}
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	t := hex.EncodeToString(b)
+	logger.Info("PLUGINHOST_ADMIN_TOKEN is not set; made an admin token for this run", "token", t)
+	return t, nil
+}
+
+// bearer lets through requests that carry the token as a bearer token.
+func bearer(token string) func(http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="pluginhost admin"`)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = w.Write([]byte(`{"error":"unauthorized"}` + "\n"))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 func (a *app) close() {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -59,25 +60,42 @@ func post(t *testing.T, url, body string) int {
 	return resp.StatusCode
 }
 
+func adminPost(t *testing.T, url, token string) int {
+	t.Helper()
+	req, err := http.NewRequest("POST", url, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func TestHost(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it sets PLUGINHOST_ADMIN_TOKEN in the environment.
 	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
 		dsn := filepath.Join(t.TempDir(), "example.db")
 		if d == testdb.Postgres {
 			_, dsn = testdb.OpenPostgres(t)
 		}
 		var logs bytes.Buffer
+		t.Setenv("PLUGINHOST_ADMIN_TOKEN", "s3cret")
 		base, stop := startHost(t, &logs, "-db", dsn)
 
 		var health struct {
-			Status  string            `json:"status"`
-			App     string            `json:"app"`
-			Plugins map[string]string `json:"plugins"`
+			Status  string                    `json:"status"`
+			App     string                    `json:"app"`
+			Plugins map[string]string         `json:"plugins"`
+			Reports map[string]map[string]int `json:"reports"`
 		}
 		require.Equal(t, http.StatusOK, get(t, base+"/api/health", &health))
 		require.Equal(t, "ok", health.Status)
 		require.Equal(t, "pluginhost example", health.App)
 		require.Equal(t, map[string]string{"notes": "running", "audit": "running"}, health.Plugins)
+		require.Equal(t, map[string]map[string]int{"notes": {"notes": 1}}, health.Reports, "notes reports through the host's extension point")
+		var ready map[string]any
+		require.Equal(t, http.StatusOK, get(t, base+"/api/ready", &ready))
+		require.Equal(t, true, ready["ready"])
 
 		require.Equal(t, http.StatusCreated, post(t, base+"/api/plugin/notes/notes", `{"title":"from the test","body":"hi"}`))
 		var events []map[string]any
@@ -88,6 +106,18 @@ func TestHost(t *testing.T) {
 		var missing map[string]string
 		require.Equal(t, http.StatusNotFound, get(t, base+"/api/plugin/missing/x", &missing))
 		require.Equal(t, "unknown plugin", missing["error"])
+
+		// The admin API: a bearer token, then disable and enable notes live.
+		require.Equal(t, http.StatusUnauthorized, adminPost(t, base+"/api/admin/plugins/notes/disable", "wrong"))
+		require.Equal(t, http.StatusOK, adminPost(t, base+"/api/admin/plugins/notes/disable", "s3cret"))
+		var gated map[string]string
+		require.Equal(t, http.StatusServiceUnavailable, get(t, base+"/api/plugin/notes/notes", &gated))
+		require.Equal(t, "disabled", gated["state"])
+		require.Equal(t, http.StatusServiceUnavailable, get(t, base+"/api/plugin/audit/events", &gated), "audit depends on notes")
+		require.Equal(t, http.StatusOK, adminPost(t, base+"/api/admin/plugins/notes/enable", "s3cret"))
+		var list []map[string]any
+		require.Equal(t, http.StatusOK, get(t, base+"/api/plugin/notes/notes", &list))
+		require.Equal(t, http.StatusOK, get(t, base+"/api/plugin/audit/events", &events), "audit came back with notes")
 
 		require.NoError(t, stop(), "Ctrl-C shuts down cleanly")
 		require.Contains(t, logs.String(), `msg="plugin running" plugin=notes`)
@@ -109,4 +139,16 @@ func TestHostRejectsBadFlags(t *testing.T) {
 	t.Parallel()
 	err := run(context.Background(), []string{"-nope"}, io.Discard, nil)
 	require.ErrorContains(t, err, "flag provided but not defined")
+}
+
+func TestAdminTokenIsMadeAndPrintedWhenUnset(t *testing.T) {
+	t.Setenv("PLUGINHOST_ADMIN_TOKEN", "")
+	var logs bytes.Buffer
+	token, err := adminToken(slog.New(slog.NewTextHandler(&logs, nil)))
+	require.NoError(t, err)
+	require.Len(t, token, 32)
+	require.Contains(t, logs.String(), "token="+token)
+	other, err := adminToken(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	require.NotEqual(t, token, other)
 }

@@ -1,6 +1,6 @@
 // Package audit is an example plugin that depends on notes: it records every
-// created note as an event in a table of its own, through the API notes
-// offers its dependents, and serves them at /api/plugin/audit/events.
+// created note, which notes announces with a notes.NoteCreated event, in a
+// table of its own, and serves the records at /api/plugin/audit/events.
 package audit
 
 import (
@@ -32,15 +32,12 @@ type Event struct {
 }
 
 // Plugin is the audit plugin. Create it with New.
-type Plugin struct {
-	stop func()
-}
+type Plugin struct{}
 
 var (
 	_ pluginhost.TableProvider  = (*Plugin)(nil)
 	_ pluginhost.Initializer    = (*Plugin)(nil)
 	_ pluginhost.RouteRegistrar = (*Plugin)(nil)
-	_ pluginhost.Shutdowner     = (*Plugin)(nil)
 )
 
 // New returns an audit plugin, for a registry of your own (tests);
@@ -65,29 +62,19 @@ func (p *Plugin) Tables() []pluginhost.Table {
 	}}
 }
 
-// Init subscribes to new notes through the notes plugin's API.
+// Init subscribes to the notes plugin's NoteCreated events. The
+// subscription ends by itself when audit stops.
 func (p *Plugin) Init(ctx context.Context, h *pluginhost.Host) error {
-	api, err := pluginhost.Dependency[notes.API](h, "notes")
-	if err != nil {
-		return err
-	}
 	db := h.DB()
-	p.stop = api.OnCreate(func(ctx context.Context, n notes.Note) {
-		detail, _ := json.Marshal(map[string]any{"title": n.Title})
-		_, err := db.ExecContext(ctx, `INSERT INTO `+db.Table("events")+` (kind, subject, detail) VALUES (?, ?, ?)`,
-			"note.created", "note/"+strconv.FormatInt(n.ID, 10), string(detail))
+	pluginhost.Subscribe(h, func(ctx context.Context, e notes.NoteCreated) error {
+		detail, err := json.Marshal(map[string]any{"title": e.Note.Title})
 		if err != nil {
-			h.Logger().Error("record event", "err", err)
+			return err
 		}
+		_, err = db.ExecContext(ctx, `INSERT INTO `+db.Table("events")+` (kind, subject, detail) VALUES (?, ?, ?)`,
+			"note.created", "note/"+strconv.FormatInt(e.Note.ID, 10), string(detail))
+		return err
 	})
-	return nil
-}
-
-// Shutdown stops listening to notes.
-func (p *Plugin) Shutdown(ctx context.Context, h *pluginhost.Host) error {
-	if p.stop != nil {
-		p.stop()
-	}
 	return nil
 }
 

@@ -1,6 +1,8 @@
 // Package notes is an example plugin: short notes stored in a table of its
-// own and served at /api/plugin/notes/notes. It offers its dependents an
-// [API] to hear about new notes, which the audit example plugin uses.
+// own and served at /api/plugin/notes/notes. It publishes a [NoteCreated]
+// event for each new note, which the audit example plugin records, and
+// reports its note count in the example host's /api/health through the
+// host's extension point.
 package notes
 
 import (
@@ -11,12 +13,12 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/pluginhost/pluginhost"
+	"github.com/pluginhost/pluginhost/examples/hostapi"
 )
 
 //go:embed plugin.toml
@@ -32,31 +34,25 @@ type Note struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// API is what notes offers the plugins that depend on it; get it with
-// pluginhost.Dependency[notes.API](h, "notes").
-type API interface {
-	// OnCreate calls fn after each note is created, with the request's
-	// context. It returns a function that stops the calls.
-	OnCreate(fn func(ctx context.Context, n Note)) (stop func())
+// NoteCreated is the event notes publishes after creating a note;
+// subscribe with pluginhost.Subscribe[notes.NoteCreated].
+type NoteCreated struct {
+	Note Note
 }
 
 // Plugin is the notes plugin. Create it with New.
-type Plugin struct {
-	mu        sync.Mutex
-	listeners map[int]func(context.Context, Note)
-	next      int
-}
+type Plugin struct{}
 
 var (
 	_ pluginhost.TableProvider  = (*Plugin)(nil)
 	_ pluginhost.Seeder         = (*Plugin)(nil)
+	_ pluginhost.Initializer    = (*Plugin)(nil)
 	_ pluginhost.RouteRegistrar = (*Plugin)(nil)
-	_ API                       = (*Plugin)(nil)
 )
 
 // New returns a notes plugin, for a registry of your own (tests); importing
 // the package already registers one in pluginhost.DefaultRegistry.
-func New() *Plugin { return &Plugin{listeners: map[int]func(context.Context, Note){}} }
+func New() *Plugin { return &Plugin{} }
 
 // Manifest returns plugin.toml.
 func (p *Plugin) Manifest() []byte { return manifest }
@@ -89,35 +85,28 @@ func (p *Plugin) Seed(ctx context.Context, h *pluginhost.Host) error {
 	return err
 }
 
-// OnCreate implements API.
-func (p *Plugin) OnCreate(fn func(ctx context.Context, n Note)) (stop func()) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	id := p.next
-	p.next++
-	p.listeners[id] = fn
-	return func() {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		delete(p.listeners, id)
+// Init reports the note count in the host's /api/health, when the host
+// offers that extension point.
+func (p *Plugin) Init(ctx context.Context, h *pluginhost.Host) error {
+	err := pluginhost.Provide[hostapi.StatusReporter](h, hostapi.StatusReporters, "notes", reporter{h.DB()})
+	if errors.Is(err, pluginhost.ErrNotFound) {
+		return nil // a host without the extension point
 	}
+	return err
 }
 
-func (p *Plugin) created(ctx context.Context, n Note) {
-	p.mu.Lock()
-	fns := make([]func(context.Context, Note), 0, len(p.listeners))
-	for _, fn := range p.listeners {
-		fns = append(fns, fn)
-	}
-	p.mu.Unlock()
-	for _, fn := range fns {
-		fn(ctx, n)
-	}
+// reporter counts the notes.
+type reporter struct{ db *pluginhost.DB }
+
+func (r reporter) Status(ctx context.Context) (any, error) {
+	var n int
+	err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM `+r.db.Table("notes")).Scan(&n)
+	return map[string]int{"notes": n}, err
 }
 
 // RegisterRoutes serves the notes API.
 func (p *Plugin) RegisterRoutes(r chi.Router, h *pluginhost.Host) {
-	s := &server{p: p, h: h, db: h.DB(), table: h.DB().Table("notes")}
+	s := &server{h: h, db: h.DB(), table: h.DB().Table("notes")}
 	r.Get("/notes", s.list)
 	r.Post("/notes", s.create)
 	r.Get("/notes/{id}", s.get)
@@ -125,7 +114,6 @@ func (p *Plugin) RegisterRoutes(r chi.Router, h *pluginhost.Host) {
 }
 
 type server struct {
-	p     *Plugin
 	h     *pluginhost.Host
 	db    *pluginhost.DB
 	table string
@@ -185,7 +173,7 @@ func (s *server) create(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.p.created(r.Context(), n)
+	pluginhost.Publish(r.Context(), s.h, NoteCreated{Note: n})
 	writeJSON(w, http.StatusCreated, n)
 }
 
