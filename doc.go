@@ -88,6 +88,27 @@
 // from an in-memory snapshot and do not allocate. Encrypted settings are
 // sealed with AES-256-GCM under Config.SecretKey.
 //
+// # Runtime control
+//
+// [Manager.Disable] and [Manager.Enable] switch plugins off and on without
+// a restart; the choice is persisted and the other replicas follow it.
+// Panics in plugin code are recovered and counted: Config.PanicLimit of
+// them within Config.PanicWindow fail the plugin until it is enabled again.
+// Hooks run within Config.HookTimeout.
+//
+// # Events and extension points
+//
+// [Publish] and [Subscribe] make a typed event bus: only running plugins
+// receive, in plugin order, synchronously or through a bounded queue
+// ([Async]). [DeclareExtensionPoint] and [Provide] let the host or a plugin
+// offer an interface that plugins implement.
+//
+// # Health
+//
+// [Manager.Health] runs the plugins' [HealthChecker] checks;
+// [Manager.ReadinessHandler] serves a readiness probe. Package
+// [github.com/pluginhost/pluginhost/admin] is an HTTP API for operators.
+//
 // # Testing plugins
 //
 // Package [github.com/pluginhost/pluginhost/pluginhosttest] starts plugins
