@@ -71,7 +71,7 @@ func (m *Manager) resolve(overrides map[string]bool) {
 		if !p.alive() {
 			continue
 		}
-		if err, disabledDep := m.checkDependencies(p); err != nil {
+		if disabledDep, err := m.checkDependencies(p); err != nil {
 			state := StateFailed
 			if disabledDep != "" {
 				state = StateDisabled
@@ -124,7 +124,7 @@ func (m *Manager) prepare(p *plugin) error {
 // disabled dependency of p, in id order, and the id of the dependency when
 // it is disabled. The dependencies come before p in the order, so their
 // fate is known.
-func (m *Manager) checkDependencies(p *plugin) (err error, disabledDep string) {
+func (m *Manager) checkDependencies(p *plugin) (disabledDep string, err error) {
 	ids := make([]string, 0, len(p.manifest.Dependencies))
 	for id := range p.manifest.Dependencies {
 		ids = append(ids, id)
@@ -134,18 +134,18 @@ func (m *Manager) checkDependencies(p *plugin) (err error, disabledDep string) {
 		dep := m.byID[id]
 		switch {
 		case dep == nil:
-			return fmt.Errorf("%w: dependency %q is not registered (is its package imported?)", ErrNotFound, id), ""
+			return "", fmt.Errorf("%w: dependency %q is not registered (is its package imported?)", ErrNotFound, id)
 		case dep.manifest == nil || dep.state == StateFailed:
-			return fmt.Errorf("dependency %s failed", id), ""
+			return "", fmt.Errorf("dependency %s failed", id)
 		case dep.state == StateDisabled:
-			return fmt.Errorf("dependency %s disabled", id), id
+			return id, fmt.Errorf("dependency %s disabled", id)
 		}
 		if c := p.manifest.deps[id]; c != nil && !c.Check(dep.manifest.version) {
-			return fmt.Errorf("%w: dependency %s is version %s, which does not satisfy %q",
-				ErrIncompatible, id, dep.manifest.Version, p.manifest.Dependencies[id]), ""
+			return "", fmt.Errorf("%w: dependency %s is version %s, which does not satisfy %q",
+				ErrIncompatible, id, dep.manifest.Version, p.manifest.Dependencies[id])
 		}
 	}
-	return nil, ""
+	return "", nil
 }
 
 // checkHost checks the manifest's host constraint against APIVersion.

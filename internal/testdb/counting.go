@@ -107,7 +107,8 @@ func (c *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driv
 	if b, ok := c.inner.(driver.ConnBeginTx); ok {
 		return b.BeginTx(ctx, opts)
 	}
-	return c.inner.Begin() //nolint:staticcheck // the fallback database/sql itself uses
+	//lint:ignore SA1019 the fallback database/sql itself uses for old drivers
+	return c.inner.Begin()
 }
 
 func (c *countingConn) CheckNamedValue(nv *driver.NamedValue) error {
