@@ -382,7 +382,7 @@ func (m *Manager) enable(ctx context.Context, id string, persist bool) error {
 		m.mu.Lock()
 		for _, q := range targets {
 			if q.alive() {
-				m.failLocked(q, PhaseSchema, err)
+				m.failLocked(q, "enable", err)
 			}
 		}
 		m.mu.Unlock()
