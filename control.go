@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -31,6 +33,7 @@ type controller struct {
 	pendingAll  bool              // reconcile every plugin (after reconnecting)
 	pendingTrip map[string]string // plugin id → reason
 	started     bool
+	stopped     bool
 }
 
 type controlOp struct {
@@ -40,11 +43,16 @@ type controlOp struct {
 }
 
 // startController starts the control goroutine and the change feed, before
-// anything another Manager could change is loaded.
+// anything another Manager could change is loaded. It does nothing once
+// stopController has run: Shutdown may begin while Start runs.
 func (m *Manager) startController(ctx context.Context) {
 	c := &m.ctl
-	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.started = true
 	c.cancel = cancel
 	c.ops = make(chan *controlOp)
@@ -53,7 +61,8 @@ func (m *Manager) startController(ctx context.Context) {
 	c.done = make(chan struct{})
 	c.pendingIDs = map[string]bool{}
 	c.pendingTrip = map[string]string{}
-	c.mu.Unlock()
+	// Every goroutine is started under c.mu, so stopController's Wait
+	// never races an Add.
 	c.background.Go(func() { m.control(bg) })
 	if m.cfg.Dialect == Postgres {
 		if f, err := m.startPostgresFeed(ctx, bg); err == nil {
@@ -63,26 +72,36 @@ func (m *Manager) startController(ctx context.Context) {
 			c.feed = nopFeed{}
 		}
 	} else {
-		c.feed = joinLocalFeed(m)
+		c.feed = joinLocalFeed(ctx, m)
 	}
-	m.settings.setFeed(c.feed, m.instance)
+	feed := c.feed
+	c.mu.Unlock()
+	m.settings.setFeed(feed, m.instance)
+}
+
+// controlling reports whether the control goroutine runs: started and not
+// stopped.
+func (m *Manager) controlling() bool {
+	c := &m.ctl
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.started && !c.stopped
 }
 
 // stopController stops the control goroutine, after the operation it is
 // running, and the feed, and waits for both. It may be called more than
-// once, and on a Manager that never started.
+// once, before, during or after Start.
 func (m *Manager) stopController() {
 	c := &m.ctl
 	c.mu.Lock()
-	started := c.started
+	c.stopped = true
+	started, feed, cancel := c.started, c.feed, c.cancel
 	c.mu.Unlock()
 	if !started {
 		return
 	}
-	if c.feed != nil {
-		c.feed.close()
-	}
-	c.cancel()
+	feed.close()
+	cancel()
 	c.background.Wait()
 }
 
@@ -334,7 +353,7 @@ func (m *Manager) enable(ctx context.Context, id string, persist bool) error {
 		m.mu.Unlock()
 		return fmt.Errorf("pluginhost: plugin %q cannot be enabled: %s", id, reason)
 	}
-	if err := m.dependenciesRunningLocked(p); err != nil {
+	if err := m.dependenciesRunningLocked(p, nil); err != nil {
 		m.mu.Unlock()
 		return err
 	}
@@ -388,7 +407,9 @@ func (m *Manager) enable(ctx context.Context, id string, persist bool) error {
 		m.mu.Unlock()
 		m.remount()
 		m.dropStopped(targets)
-		m.shutdownPluginsQuietly(ctx, targets)
+		if err := m.shutdownPlugins(ctx, targets); err != nil {
+			m.log.Warn("stopping plugins that failed to start", "err", err)
+		}
 	}
 	for _, q := range targets {
 		m.mu.Lock()
@@ -410,19 +431,12 @@ func (m *Manager) enable(ctx context.Context, id string, persist bool) error {
 	return nil
 }
 
-// shutdownPluginsQuietly runs the owed Shutdown hooks of plugins that
-// failed while being enabled, logging errors.
-func (m *Manager) shutdownPluginsQuietly(ctx context.Context, ps []*plugin) {
-	if err := m.shutdownPlugins(ctx, ps); err != nil {
-		m.log.Warn("stopping plugins that failed to start", "err", err)
-	}
-}
-
 // dependenciesRunningLocked reports the first dependency of p that is not
-// running (or, for ids in also, about to start). m.mu must be held.
-func (m *Manager) dependenciesRunningLocked(p *plugin, also ...map[string]bool) error {
-	for dep := range p.manifest.Dependencies {
-		if len(also) > 0 && also[0][dep] {
+// running and not among starting, the plugins about to start with it.
+// m.mu must be held.
+func (m *Manager) dependenciesRunningLocked(p *plugin, starting map[string]bool) error {
+	for _, dep := range slices.Sorted(maps.Keys(p.manifest.Dependencies)) {
+		if starting[dep] {
 			continue
 		}
 		d := m.byID[dep]

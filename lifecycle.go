@@ -196,7 +196,8 @@ func (m *Manager) Start(ctx context.Context) error {
 		m.events.close()
 		return err
 	}
-	m.ready.Store(true)
+	// Not ready if Shutdown began meanwhile and stopped the controller.
+	m.ready.Store(m.controlling())
 	m.logStates(time.Since(began))
 	m.mu.Lock()
 	var running []string
@@ -329,6 +330,9 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	m.stopController() // no control operation runs from here on
 	m.life.Lock()
 	defer m.life.Unlock()
+	// Again, now that a Start that was running has finished.
+	m.ready.Store(false)
+	m.stopController()
 	if m.stopped {
 		return m.stopErr
 	}

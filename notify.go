@@ -119,11 +119,11 @@ type localFeed struct {
 	m   *Manager
 }
 
-func joinLocalFeed(m *Manager) *localFeed {
+func joinLocalFeed(ctx context.Context, m *Manager) *localFeed {
 	var key any = m.cfg.DB
 	var seq int
 	var name, file string
-	if err := m.cfg.DB.QueryRow(`PRAGMA database_list`).Scan(&seq, &name, &file); err == nil && file != "" {
+	if err := m.cfg.DB.QueryRowContext(ctx, `PRAGMA database_list`).Scan(&seq, &name, &file); err == nil && file != "" {
 		key = file
 	}
 	localFeeds.Lock()

@@ -173,8 +173,8 @@ func (m *Manager) mergeSettings(ctx context.Context, targets []*plugin) error {
 				for _, w := range o.warnings {
 					m.log.Warn("core setting", "warning", w)
 				}
-				if len(o.missing) > 0 {
-					m.log.Warn("required core settings have no value", "keys", o.missing)
+				if missing := m.settings.missing(migrate.CoreLine); len(missing) > 0 {
+					m.log.Warn("required core settings have no value", "keys", missing)
 				}
 			}
 			continue

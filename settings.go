@@ -172,14 +172,16 @@ func (s *Settings) Owner(key string) string {
 	return ""
 }
 
+// hasValue reports whether v has a value; an empty string counts as none.
+func (v *settingValue) hasValue() bool { return v.set && !(v.def.Type == StringType && v.str == "") }
+
 // missing lists owner's required settings that have no value (or an empty
 // string), in definition order.
 func (s *Settings) missing(owner string) []string {
 	sn := s.snap.Load()
 	var out []string
 	for _, def := range sn.defs {
-		v := sn.byKey[def.Key]
-		if v.owner == owner && def.Required && (!v.set || (def.Type == StringType && v.str == "")) {
+		if v := sn.byKey[def.Key]; v.owner == owner && def.Required && !v.hasValue() {
 			out = append(out, def.Key)
 		}
 	}
@@ -478,7 +480,6 @@ type settingsSource struct {
 type settingsOutcome struct {
 	err      error    // the owner's settings were refused
 	warnings []string // ignored duplicates, unreadable stored values
-	missing  []string // required settings without a value
 }
 
 // load merges the definitions of sources in order (core first), reads the
@@ -573,12 +574,6 @@ func (s *Settings) load(ctx context.Context, sources []settingsSource) (map[stri
 		}
 		if err := tx.Commit(); err != nil {
 			return nil, fmt.Errorf("pluginhost: write setting defaults: %w", err)
-		}
-	}
-	for _, def := range defs {
-		v := byKey[def.Key]
-		if def.Required && (!v.set || (def.Type == StringType && v.str == "")) {
-			out[v.owner].missing = append(out[v.owner].missing, def.Key)
 		}
 	}
 	s.mu.Lock()

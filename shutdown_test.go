@@ -237,3 +237,31 @@ func TestShutdownOwedOnlyAfterInit(t *testing.T) {
 		requireBalanced(t, rec, "late", "early", "user")
 	})
 }
+
+// Shutdown called while Start runs waits for it, then shuts down: no
+// control operation is accepted and no goroutine stays.
+func TestShutdownDuringStart(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		e := newEnv(t, d)
+		entered, release := make(chan struct{}), make(chan struct{})
+		slow := &fake{manifest: manifest("slow", "1.0.0"), init: func(context.Context, *pluginhost.Host) error {
+			close(entered)
+			<-release
+			return nil
+		}}
+		m, err := pluginhost.New(e.config(slow))
+		require.NoError(t, err)
+		started := make(chan error, 1)
+		go func() { started <- m.Start(context.Background()) }()
+		<-entered
+		stopped := make(chan error, 1)
+		go func() { stopped <- m.Shutdown(context.Background()) }()
+		close(release)
+		require.NoError(t, <-started)
+		require.NoError(t, <-stopped)
+		require.ErrorIs(t, m.Enable(context.Background(), "slow"), pluginhost.ErrNotRunning)
+		require.Equal(t, pluginhost.StateStopped, status(t, m, "slow").State)
+	})
+}
