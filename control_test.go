@@ -321,3 +321,61 @@ func TestHookTimeoutFailsOnlyThatPlugin(t *testing.T) {
 		require.Equal(t, pluginhost.StateRunning, status(t, m, "fine").State)
 	})
 }
+
+// The Manager announces what happens with built-in events: plugins started
+// at Start, settings changed here or by another Manager, plugins disabled,
+// enabled, failed.
+func TestManagerEmitsBuiltInEvents(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		e := newEnv(t, d)
+		seen := make(chan any, 100)
+		plugins := func() []pluginhost.Plugin {
+			watch := &fake{manifest: manifest("watch", "1.0.0"), init: func(_ context.Context, h *pluginhost.Host) error {
+				pluginhost.Subscribe(h, func(_ context.Context, e pluginhost.PluginStarted) error { seen <- e; return nil })
+				pluginhost.Subscribe(h, func(_ context.Context, e pluginhost.PluginEnabled) error { seen <- e; return nil })
+				pluginhost.Subscribe(h, func(_ context.Context, e pluginhost.PluginDisabled) error { seen <- e; return nil })
+				pluginhost.Subscribe(h, func(_ context.Context, e pluginhost.PluginFailed) error { seen <- e; return nil })
+				pluginhost.Subscribe(h, func(_ context.Context, e pluginhost.SettingChanged) error { seen <- e; return nil })
+				return nil
+			}}
+			flaky := lifePlugin("flaky", &hooks{}, "[[settings]]", `key = "flaky.level"`, `type = "number"`, `default = 1`)
+			flaky.routes = func(r chi.Router, _ *pluginhost.Host) {
+				r.Get("/boom", func(http.ResponseWriter, *http.Request) { panic("boom") })
+			}
+			return []pluginhost.Plugin{watch, flaky}
+		}
+		ms := replicas(t, e, 2, plugins)
+		m := ms[0]
+		// Both Managers started: each watch saw both plugins start.
+		got := []any{}
+		for range 4 {
+			got = append(got, receiveWithin(t, seen, 5*time.Second))
+		}
+		require.ElementsMatch(t, []any{
+			pluginhost.PluginStarted{Plugin: "flaky"}, pluginhost.PluginStarted{Plugin: "watch"},
+			pluginhost.PluginStarted{Plugin: "flaky"}, pluginhost.PluginStarted{Plugin: "watch"},
+		}, got)
+
+		// A change here, and in the other Manager by reload.
+		require.NoError(t, m.Settings().Set(context.Background(), "flaky.level", 2))
+		want := pluginhost.SettingChanged{Key: "flaky.level", Owner: "flaky"}
+		require.Equal(t, want, receiveWithin(t, seen, 5*time.Second))
+		require.Equal(t, want, receiveWithin(t, seen, 5*time.Second))
+
+		require.NoError(t, ms[1].Shutdown(context.Background()))
+		require.NoError(t, m.Disable(context.Background(), "flaky"))
+		require.Equal(t, pluginhost.PluginDisabled{Plugin: "flaky", Reason: "disabled by an operator"}, receiveWithin(t, seen, 5*time.Second))
+		require.NoError(t, m.Enable(context.Background(), "flaky"))
+		require.Equal(t, pluginhost.PluginEnabled{Plugin: "flaky"}, receiveWithin(t, seen, 5*time.Second))
+		require.Equal(t, pluginhost.PluginStarted{Plugin: "flaky"}, receiveWithin(t, seen, 5*time.Second))
+
+		for range 5 { // the default breaker: 5 panics within a minute
+			serve(t, m.Handler(), "GET", "/api/plugin/flaky/boom", "")
+		}
+		failed := receiveWithin(t, seen, 5*time.Second).(pluginhost.PluginFailed)
+		require.Equal(t, "flaky", failed.Plugin)
+		require.Contains(t, failed.Reason, "circuit breaker")
+	})
+}
