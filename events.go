@@ -2,10 +2,10 @@ package pluginhost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
-	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"sync"
@@ -237,25 +237,21 @@ func publish[E any](ctx context.Context, b *eventBus, e E) {
 
 // deliver calls one handler, containing its error or panic.
 func deliver[E any](ctx context.Context, b *eventBus, s *subscription, fn func(context.Context, E) error, e E) {
-	defer func() {
-		if rv := recover(); rv != nil {
-			b.handlerFailed(ctx, s, nil, rv, debug.Stack())
-		}
-	}()
-	if err := fn(ctx, e); err != nil {
-		b.handlerFailed(ctx, s, err, nil, nil)
+	c, err := protect(func() error { return fn(ctx, e) })
+	if c != nil {
+		err = b.m.panicked(s.plugin, "event handler "+s.event, c)
+	}
+	if err != nil {
+		b.handlerFailed(ctx, s, err)
 	}
 }
 
-// handlerFailed logs a handler's error or records its panic, and publishes
-// it as a PluginError, unless the handler was one of PluginError.
-func (b *eventBus) handlerFailed(ctx context.Context, s *subscription, err error, rv any, stack []byte) {
-	panicked := stack != nil
-	if panicked {
-		where := "event handler " + s.event
-		b.m.recordPanic(s.plugin, where, rv, stack)
-		err = &PanicError{Plugin: s.plugin, Phase: where, Value: rv, Stack: stack}
-	} else {
+// handlerFailed logs a handler's error (a panic, contained, is logged
+// already) and publishes it as a PluginError, unless the handler was one of
+// PluginError.
+func (b *eventBus) handlerFailed(ctx context.Context, s *subscription, err error) {
+	_, panicked := err.(*PanicError)
+	if !panicked {
 		s.logger.Error("event handler failed", "event", s.event, "err", err)
 	}
 	if s.typ == pluginErrorType {
@@ -324,29 +320,29 @@ func (c asyncContext) Value(key any) any { return c.values.Value(key) }
 // one through the current Host ends those of earlier runs that were not
 // dropped.
 func (b *eventBus) add(s *subscription) {
-	m := b.m
-	m.mu.Lock() // the plugin cannot stop (and be dropped) meanwhile
-	defer m.mu.Unlock()
-	p := m.byID[s.plugin]
-	switch {
-	case p == nil || !p.alive():
-		s.logger.Warn("event subscription ignored: the plugin is not starting or running", "event", s.event)
-		return
-	case p.host != s.host:
-		s.logger.Warn("event subscription ignored: it was made through the Host of an earlier run of the plugin", "event", s.event)
-		return
+	// Under the plugin table's lock: the plugin cannot stop (and be
+	// dropped) meanwhile.
+	err := b.m.plugins.withRun(s.host, func(p *plugin) error {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.closed {
+			return errors.New("the manager is shut down")
+		}
+		b.addLocked(s, p.order)
+		return nil
+	})
+	if err != nil {
+		s.logger.Warn("event subscription ignored: "+err.Error(), "event", s.event)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		s.logger.Warn("event subscription ignored: the manager is shut down", "event", s.event)
-		return
-	}
+}
+
+// addLocked installs s for a plugin at position order. b.mu must be held.
+func (b *eventBus) addLocked(s *subscription, order int) {
 	stale := b.removeLocked(func(o *subscription) bool { return o.plugin == s.plugin && o.host != s.host })
 	for _, w := range stale {
 		w.cancel() // close waits for it, if it is still in a handler
 	}
-	s.order = p.order
+	s.order = order
 	s.total = b.drops[s.plugin]
 	if s.total == nil {
 		s.total = new(atomic.Int64)

@@ -8,7 +8,6 @@ import (
 	"iter"
 	"reflect"
 	"regexp"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -318,19 +317,17 @@ func (ep *ExtensionPoint[T]) Call(ctx context.Context, name string, fn func(ctx 
 // invoke calls each or one for provider p, turning a panic into a
 // *PanicError recorded against p's plugin.
 func (ep *ExtensionPoint[T]) invoke(ctx context.Context, p *Provider[T],
-	each func(context.Context, Provider[T]) error, one func(context.Context, T) error) (err error) {
-	defer func() {
-		if rv := recover(); rv != nil {
-			where := "extension " + ep.name + "/" + p.Name
-			stack := debug.Stack()
-			ep.r.m.recordPanic(p.Plugin, where, rv, stack)
-			err = &PanicError{Plugin: p.Plugin, Phase: where, Value: rv, Stack: stack}
+	each func(context.Context, Provider[T]) error, one func(context.Context, T) error) error {
+	c, err := protect(func() error {
+		if each != nil {
+			return each(ctx, *p)
 		}
-	}()
-	if each != nil {
-		return each(ctx, *p)
+		return one(ctx, p.Impl)
+	})
+	if c != nil {
+		return ep.r.m.panicked(p.Plugin, "extension "+ep.name+"/"+p.Name, c)
 	}
-	return one(ctx, p.Impl)
+	return err
 }
 
 // annotate names the provider in an error of fn; a *PanicError already
@@ -379,21 +376,22 @@ func (ep *ExtensionPoint[T]) provide(h *Host, name string, v any) error {
 		return fmt.Errorf("pluginhost: plugin %q: cannot provide %q to extension point %q: a %T is not a %s",
 			h.id, name, ep.name, v, qualifiedType(ep.typ))
 	}
-	// Holding m.mu while checking the plugin's state and adding the
-	// provider means a plugin that stops (its state changes under m.mu,
-	// then the Manager calls dropPlugin) cannot leave a provider behind.
-	m := ep.r.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	p := m.byID[h.id]
-	if p == nil || !p.alive() {
-		state := State("not registered")
-		if p != nil {
-			state = p.state
-		}
+	// Under the plugin table's lock: a plugin that stops (its state changes
+	// under that lock, then the Manager calls dropPlugin) cannot leave a
+	// provider behind.
+	err := ep.r.m.plugins.withRun(h, func(p *plugin) error { return ep.addLocked(h, name, impl, p.order) })
+	if nr, ok := err.(*notInRunError); ok && !nr.stale {
 		return fmt.Errorf("pluginhost: plugin %q: cannot provide %q to extension point %q while the plugin is %s: provide in Init",
-			h.id, name, ep.name, state)
+			h.id, name, ep.name, nr.state)
+	} else if ok {
+		return fmt.Errorf("pluginhost: plugin %q: cannot provide %q to extension point %q: %w", h.id, name, ep.name, err)
 	}
+	return err
+}
+
+// addLocked adds impl as provider name of the plugin of h, at position
+// order of the dependency order.
+func (ep *ExtensionPoint[T]) addLocked(h *Host, name string, impl T, order int) error {
 	ep.r.mu.Lock()
 	defer ep.r.mu.Unlock()
 	old := ep.set.Load()
@@ -403,12 +401,12 @@ func (ep *ExtensionPoint[T]) provide(h *Host, name string, v any) error {
 	}
 	// After every provider of a plugin earlier in the order or of the same
 	// plugin: ties keep the provide order.
-	at, _ := slices.BinarySearchFunc(old.list, p.order, func(e providerEntry[T], order int) int {
+	at, _ := slices.BinarySearchFunc(old.list, order, func(e providerEntry[T], order int) int {
 		return cmp.Compare(e.order, order+1)
 	})
 	list := make([]providerEntry[T], 0, len(old.list)+1)
 	list = append(list, old.list[:at]...)
-	list = append(list, providerEntry[T]{Provider: Provider[T]{Name: name, Plugin: h.id, Impl: impl}, order: p.order})
+	list = append(list, providerEntry[T]{Provider: Provider[T]{Name: name, Plugin: h.id, Impl: impl}, order: order})
 	list = append(list, old.list[at:]...)
 	ep.set.Store(newProviderSet(list))
 	return nil

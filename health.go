@@ -4,24 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"runtime/debug"
 	"sync"
 	"time"
 )
-
-// HealthChecker is implemented by plugins that can tell whether they work:
-// an upstream they need is reachable, a worker keeps up. CheckHealth
-// returns nil when the plugin is healthy, or an error saying what is wrong.
-//
-// [Manager.Health] calls it only while the plugin is running, concurrently
-// with the plugin's handlers and with other plugins' checks, with a context
-// whose deadline is Config.HealthTimeout. A check that overruns is reported
-// as failing without waiting for it; it should return when its context is
-// done. A panic is recovered and counted against the plugin's circuit
-// breaker, like a panic in a handler.
-type HealthChecker interface {
-	CheckHealth(ctx context.Context) error
-}
 
 // HealthReport is the result of [Manager.Health].
 type HealthReport struct {
@@ -85,18 +70,15 @@ func (m *Manager) Health(ctx context.Context) HealthReport {
 	}
 	var report HealthReport
 	var targets []target
-	m.mu.Lock()
-	report.Plugins = make([]PluginHealth, 0, len(m.all))
-	for _, p := range m.all {
-		ph := PluginHealth{ID: p.id, State: p.state}
-		if p.state != StateRunning {
-			ph.Error = p.reason
-		} else if hc, ok := p.plugin.(HealthChecker); ok {
-			targets = append(targets, target{len(report.Plugins), p.id, hc})
+	for _, st := range m.Status() {
+		ph := PluginHealth{ID: st.ID, State: st.State}
+		if st.State != StateRunning {
+			ph.Error = st.Reason
+		} else if hc, ok := m.plugins.get(st.ID).plugin.(HealthChecker); ok {
+			targets = append(targets, target{len(report.Plugins), st.ID, hc})
 		}
 		report.Plugins = append(report.Plugins, ph)
 	}
-	m.mu.Unlock()
 
 	hs := m.healthState()
 	runs := make([]*healthRun, len(targets))
@@ -113,7 +95,7 @@ func (m *Manager) Health(ctx context.Context) HealthReport {
 			healthy = false
 		}
 	}
-	report.Ready = healthy && m.ready.Load()
+	report.Ready = healthy && m.ctl.accepting()
 	return report
 }
 
@@ -163,19 +145,16 @@ func (hs *healthState) run(ctx context.Context, m *Manager, id string, hc Health
 	return r
 }
 
-// check calls the plugin's check, recovering a panic.
+// check calls the plugin's check, containing a panic.
 func (r *healthRun) check(ctx context.Context, m *Manager, id string, hc HealthChecker) {
 	defer close(r.done)
 	ctx, cancel := context.WithDeadline(ctx, r.deadline)
 	defer cancel()
-	defer func() {
-		r.took = time.Since(r.started)
-		if rv := recover(); rv != nil {
-			m.recordPanic(id, "health check", rv, debug.Stack())
-			r.err = fmt.Errorf("health check panicked: %v", rv)
-		}
-	}()
-	r.err = hc.CheckHealth(ctx)
+	r.err = m.contain(id, "health check", func() error { return hc.CheckHealth(ctx) })
+	if pe, ok := r.err.(*PanicError); ok {
+		r.err = fmt.Errorf("health check panicked: %v", pe.Value)
+	}
+	r.took = time.Since(r.started)
 }
 
 // await waits for the check until its deadline or until ctx is done, and

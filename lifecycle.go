@@ -7,10 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/go-chi/chi/v5"
 )
 
 // APIVersion is the semantic version of the plugin API this package
@@ -80,57 +77,26 @@ type PluginStatus struct {
 // database, merges settings and serves their routes. Create it with [New];
 // its methods are safe for concurrent use.
 type Manager struct {
-	cfg      Config
-	log      *slog.Logger
-	db       *DB // the library's own handle, no table prefix
-	settings *Settings
+	cfg        Config
+	log        *slog.Logger
+	db         *DB // the library's own handle, no table prefix
+	settings   *Settings
+	events     *eventBus
+	extensions *extensionRegistry
+	health     healthState
+	instance   string       // names this Manager in its announcements
+	plugins    *pluginTable // the plugin records and their states
+	ctl        *controller  // runtime changes, one at a time
 
-	life    sync.Mutex // serializes Start and Shutdown
+	life    sync.Mutex // serializes Start and Shutdown; guards the fields below
 	started bool
 	stopped bool
 	stopErr error
 
-	events     *eventBus
-	extensions *extensionRegistry
-	health     healthState
-	ready      atomic.Bool // Start has finished and Shutdown has not begun
-
-	instance string // names this Manager in its announcements
-	ctl      controller
-
-	sources []settingsSource // merged settings sources, in merge order
-
-	mu     sync.Mutex // guards the mutable fields of every plugin below
-	all    []*plugin  // every registered plugin, by id
-	byID   map[string]*plugin
-	order  []*plugin // startable plugins in dependency order
-	mounts atomic.Pointer[mountTable]
+	// sources are the merged settings sources, in merge order; used by
+	// Start and then by the control goroutine only.
+	sources []settingsSource
 }
-
-// plugin is the Manager's record of one registered plugin.
-type plugin struct {
-	id       string
-	plugin   Plugin
-	manifest *Manifest // nil when it did not parse
-	host     *Host
-	logger   *slog.Logger
-
-	order int // position in the dependency order, -1 when not ordered
-
-	// Guarded by Manager.mu.
-	state       State
-	reason      string
-	disabledBy  string // the dependency whose being disabled disabled this one
-	warnings    []string
-	timings     []PhaseTiming
-	initialized bool        // Init succeeded (or there is none): Shutdown is owed
-	panics      int         // recovered panics since Start
-	recent      []time.Time // times of the panics within Config.PanicWindow
-	mux         *chi.Mux
-	routes      []RouteInfo
-}
-
-func (p *plugin) alive() bool { return p.state == StateStarting || p.state == StateRunning }
 
 // New validates cfg and returns a Manager that has not started. Every
 // problem in cfg is reported, each naming its field.
@@ -139,13 +105,14 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, byID: map[string]*plugin{}, instance: newInstanceID()}
+	m := &Manager{cfg: cfg, log: cfg.Logger, instance: newInstanceID()}
+	m.plugins = newPluginTable(m)
+	m.ctl = &controller{m: m}
 	m.events = newEventBus(m)
 	m.extensions = newExtensionRegistry(m)
 	m.db = &DB{sql: cfg.DB, dialect: cfg.Dialect}
 	m.settings = newSettings(m.db, sealer, cfg.Logger)
 	m.settings.onChange = m.settingChanged
-	m.mounts.Store(&mountTable{byID: map[string]*mount{}})
 	return m, nil
 }
 
@@ -178,87 +145,95 @@ func (m *Manager) Start(ctx context.Context) error {
 	m.started = true
 	began := time.Now()
 	if err := m.start(ctx); err != nil {
-		m.stopController()
-		m.mu.Lock()
-		for _, p := range m.all {
-			if p.alive() {
-				p.state, p.reason = StateStopped, "Start failed"
-			}
-		}
-		m.mu.Unlock()
-		m.remount()
 		// Undo what started, within a bound even if ctx is already done.
 		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startUndoTimeout)
-		if undoErr := m.shutdownPlugins(undoCtx, m.order); undoErr != nil {
+		defer cancel()
+		if undoErr := m.stop(undoCtx, "Start failed"); undoErr != nil {
 			m.log.Error("shutting down the plugins of a failed start", "err", undoErr)
 		}
-		cancel()
-		m.events.close()
 		return err
 	}
-	// Not ready if Shutdown began meanwhile and stopped the controller.
-	m.ready.Store(m.controlling())
+	m.ctl.openUp() // not if Shutdown began meanwhile
 	m.logStates(time.Since(began))
-	m.mu.Lock()
-	var running []string
-	for _, p := range m.order {
-		if p.state == StateRunning {
-			running = append(running, p.id)
-		}
-	}
-	m.mu.Unlock()
-	for _, id := range running {
-		m.events.emit(ctx, PluginStarted{Plugin: id})
-	}
+	m.announce(ctx)
 	return nil
 }
 
+// start runs the phases of Start, in the order the package doc gives.
 func (m *Manager) start(ctx context.Context) error {
+	required := m.requiredErr
+
+	// Discover: the registry's plugins and their manifests.
 	m.discover()
 
+	// Resolve, core and schema read the ledger, once, on a session of their
+	// own, which holds the migration lock while there is work to do.
 	sess, err := m.openSchemaSession(ctx)
 	if err != nil {
 		return err
 	}
-	defer sess.close(ctx)
-	overrides, err := m.readOverrides(ctx, sess.conn, sess.ledger)
-	if err != nil {
-		return fmt.Errorf("pluginhost: cannot start: %w", err)
-	}
-	m.resolve(overrides)
-	if err := m.requiredErr(); err != nil {
+	defer sess.close(ctx) // on the error paths; closed below otherwise
+
+	// Resolve: enable flags, host constraints, config values, dependencies,
+	// order.
+	if err := m.resolve(ctx, sess); err != nil {
 		return err
 	}
+	if err := required(); err != nil {
+		return err
+	}
+
+	// Core: the library's own tables, then the host's migrations.
 	if err := m.migrateCore(ctx, sess); err != nil {
 		return fmt.Errorf("pluginhost: core migrations: %w", err)
 	}
-	m.startController(ctx)
-	return m.bringUp(ctx, sess, m.order, m.requiredErr)
+
+	// Schema: each plugin's tables and migrations, in its own transaction.
+	plugins := m.plugins.ordered()
+	if err := m.migratePlugins(ctx, sess, plugins, required); err != nil {
+		return err
+	}
+	sess.close(ctx) // seeds and Init use the pool; a one-connection pool needs it back
+
+	// Changes other replicas announce are heard from here on, before the
+	// settings are read.
+	m.ctl.start(ctx)
+
+	// Settings, seed, Init, routes; then the plugins that finished every
+	// phase run.
+	return m.bringUp(ctx, plugins, required)
+}
+
+// announce sends the built-in events of the state changes made so far.
+func (m *Manager) announce(ctx context.Context) {
+	for _, e := range m.plugins.takeEvents() {
+		m.events.emit(ctx, e)
+	}
 }
 
 // requiredErr returns an error wrapping ErrRequired for every required
 // plugin that is not starting or running.
 func (m *Manager) requiredErr() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	var errs []error
 	// A plugin named in Config.Required must run; RequireAll only covers
 	// the plugins that are not disabled.
 	check := func(id string, p *plugin, named bool) {
-		switch {
-		case p == nil:
+		if p == nil {
 			errs = append(errs, fmt.Errorf("%w: plugin %q is not registered", ErrRequired, id))
-		case p.state == StateFailed:
-			errs = append(errs, fmt.Errorf("%w: plugin %q failed: %s", ErrRequired, id, p.reason))
-		case p.state == StateDisabled && named:
-			errs = append(errs, fmt.Errorf("%w: plugin %q is disabled: %s", ErrRequired, id, p.reason))
+			return
+		}
+		switch state, reason, _ := m.plugins.stateOf(p); {
+		case state == StateFailed:
+			errs = append(errs, fmt.Errorf("%w: plugin %q failed: %s", ErrRequired, id, reason))
+		case state == StateDisabled && named:
+			errs = append(errs, fmt.Errorf("%w: plugin %q is disabled: %s", ErrRequired, id, reason))
 		}
 	}
 	for _, id := range m.cfg.Required {
-		check(id, m.byID[id], true)
+		check(id, m.plugins.get(id), true)
 	}
 	if m.cfg.RequireAll {
-		for _, p := range m.all {
+		for _, p := range m.plugins.list() {
 			if !slices.Contains(m.cfg.Required, p.id) {
 				check(p.id, p, false)
 			}
@@ -273,50 +248,33 @@ func (m *Manager) isRequired(id string) bool {
 }
 
 func (m *Manager) logStates(took time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	statuses := m.Status()
 	running := 0
-	for _, p := range m.all {
-		switch p.state {
+	for _, st := range statuses {
+		logger := m.plugins.get(st.ID).logger
+		switch st.State {
 		case StateRunning:
 			running++
-			p.logger.Info("plugin running", "version", p.manifest.Version, "routes", len(p.routes))
+			logger.Info("plugin running", "version", st.Version, "routes", len(st.Routes))
 		case StateDisabled:
-			p.logger.Info("plugin disabled", "reason", p.reason)
+			logger.Info("plugin disabled", "reason", st.Reason)
 		default:
-			p.logger.Warn("plugin not started", "state", p.state, "reason", p.reason)
+			logger.Warn("plugin not started", "state", st.State, "reason", st.Reason)
 		}
-		for _, w := range p.warnings {
-			p.logger.Warn("plugin warning", "warning", w)
+		for _, w := range st.Warnings {
+			logger.Warn("plugin warning", "warning", w)
 		}
-		if missing := m.settings.missing(p.id); len(missing) > 0 {
-			p.logger.Warn("required settings have no value", "keys", missing)
+		if len(st.MissingSettings) > 0 {
+			logger.Warn("required settings have no value", "keys", st.MissingSettings)
 		}
 	}
-	m.log.Info("pluginhost started", "plugins", len(m.all), "running", running, "took", took)
+	m.log.Info("pluginhost started", "plugins", len(statuses), "running", running, "took", took)
 }
 
 // Status reports every registered plugin, sorted by id. Before Start it is
 // empty.
 func (m *Manager) Status() []PluginStatus {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]PluginStatus, 0, len(m.all))
-	for _, p := range m.all {
-		st := PluginStatus{
-			ID: p.id, State: p.state, Reason: p.reason,
-			Warnings: slices.Clone(p.warnings), MissingSettings: m.settings.missing(p.id),
-			Timings: slices.Clone(p.timings), Panics: p.panics, EventsDropped: m.events.dropped(p.id),
-		}
-		if p.manifest != nil {
-			st.Name, st.Version = p.manifest.Name, p.manifest.Version
-		}
-		if p.state == StateRunning {
-			st.Routes = slices.Clone(p.routes)
-		}
-		out = append(out, st)
-	}
-	return out
+	return m.plugins.statuses(m.settings.missing, m.events.dropped)
 }
 
 // Shutdown stops serving plugin routes, lets in-flight requests finish,
@@ -326,40 +284,39 @@ func (m *Manager) Status() []PluginStatus {
 // hook errors joined and is idempotent: later calls return the first call's
 // result. It works on a Manager that never started.
 func (m *Manager) Shutdown(ctx context.Context) error {
-	m.ready.Store(false)
-	m.stopController() // no control operation runs from here on
+	m.ctl.stop() // no runtime operation runs from here on, even while Start does
 	m.life.Lock()
 	defer m.life.Unlock()
-	// Again, now that a Start that was running has finished.
-	m.ready.Store(false)
-	m.stopController()
 	if m.stopped {
 		return m.stopErr
 	}
 	m.stopped = true
-	m.mu.Lock()
-	var stopping []string
-	for _, p := range m.all {
-		if p.alive() {
-			p.state, p.reason = StateStopped, "the manager was shut down"
-			stopping = append(stopping, p.id)
-		}
-	}
-	m.mu.Unlock()
-	closed := m.remount()
-	for _, id := range stopping {
-		m.events.dropPlugin(id)
-		m.extensions.dropPlugin(id)
-	}
-	if err := drain(ctx, closed); err != nil {
-		m.log.Warn("requests still in flight at shutdown", "err", err)
-	}
-	m.stopErr = m.shutdownPlugins(ctx, m.order)
-	m.events.close()
+	m.stopErr = m.stop(ctx, "the manager was shut down")
 	if m.stopErr == nil {
 		m.log.Info("pluginhost shut down")
 	}
 	return m.stopErr
+}
+
+// stop is the one stop path, of Shutdown and of a Start that failed: it
+// stops the controller, moves every starting or running plugin to stopped
+// with reason (which closes its gate), drops their subscriptions and
+// providers, lets in-flight requests finish within ctx, runs the Shutdown
+// hooks owed in reverse order and closes the event bus. It returns the
+// hooks' errors joined.
+func (m *Manager) stop(ctx context.Context, reason string) error {
+	m.ctl.stop()
+	stopped, closed := m.plugins.stopAll(reason)
+	for _, p := range stopped {
+		m.events.dropPlugin(p.id)
+		m.extensions.dropPlugin(p.id)
+	}
+	if err := drain(ctx, closed); err != nil {
+		m.log.Warn("requests still in flight at shutdown", "err", err)
+	}
+	err := m.shutdownPlugins(ctx, m.plugins.ordered())
+	m.events.close()
+	return err
 }
 
 // shutdownPlugins runs the Shutdown hooks of the initialized plugins among
@@ -369,19 +326,14 @@ func (m *Manager) shutdownPlugins(ctx context.Context, ps []*plugin) error {
 	var grace <-chan time.Time // after the deadline: one shared grace period
 	for i := len(ps) - 1; i >= 0; i-- {
 		p := ps[i]
-		m.mu.Lock()
-		owed := p.initialized
-		p.initialized = false
-		m.mu.Unlock()
+		owed := m.plugins.takeInitialized(p)
 		sd, ok := p.plugin.(Shutdowner)
 		if !owed || !ok {
 			continue
 		}
 		start := time.Now()
 		err := m.awaitHook(ctx, p, PhaseShutdown, func(ctx context.Context) error { return sd.Shutdown(ctx, p.host) }, &grace)
-		m.mu.Lock()
-		p.timings = append(p.timings, PhaseTiming{PhaseShutdown, time.Since(start)})
-		m.mu.Unlock()
+		m.plugins.addTiming(p, PhaseShutdown, time.Since(start))
 		if err != nil {
 			p.logger.Error("plugin shutdown failed", "err", err)
 			errs = append(errs, fmt.Errorf("pluginhost: plugin %q: shutdown: %w", p.id, err))
@@ -393,14 +345,12 @@ func (m *Manager) shutdownPlugins(ctx context.Context, ps []*plugin) error {
 // dependency returns the plugin id for its dependent from, while it is
 // starting or running.
 func (m *Manager) dependency(from, id string) (Plugin, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	dep := m.byID[id]
-	if dep == nil || !dep.alive() {
-		state := "not registered"
-		if dep != nil {
-			state = string(dep.state)
-		}
+	dep := m.plugins.get(id)
+	state := State("not registered")
+	if dep != nil {
+		state, _, _ = m.plugins.stateOf(dep)
+	}
+	if state != StateStarting && state != StateRunning {
 		return nil, fmt.Errorf("%w: plugin %q: dependency %q is %s", ErrNotFound, from, id, state)
 	}
 	return dep.plugin, nil

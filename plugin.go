@@ -15,7 +15,7 @@ import (
 //
 // Everything else a plugin can do is an optional interface found by type
 // assertion: [TableProvider], [Migrator], [Seeder], [Initializer],
-// [RouteRegistrar] and [Shutdowner]. Manifest is called once, when the plugin
+// [RouteRegistrar], [Shutdowner] and [HealthChecker]. Manifest is called once, when the plugin
 // is registered; it must return the same bytes every time.
 type Plugin interface {
 	Manifest() []byte
@@ -65,6 +65,20 @@ type Shutdowner interface {
 	Shutdown(ctx context.Context, h *Host) error
 }
 
+// HealthChecker is implemented by plugins that can tell whether they work:
+// an upstream they need is reachable, a worker keeps up. CheckHealth
+// returns nil when the plugin is healthy, or an error saying what is wrong.
+//
+// [Manager.Health] calls it only while the plugin is running, concurrently
+// with the plugin's handlers and with other plugins' checks, with a context
+// whose deadline is Config.HealthTimeout. A check that overruns is reported
+// as failing without waiting for it; it should return when its context is
+// done. A panic is recovered and counted against the plugin's circuit
+// breaker, like a panic in a handler.
+type HealthChecker interface {
+	CheckHealth(ctx context.Context) error
+}
+
 // Host is one plugin's handle on the host: its id and manifest, its database
 // handle, logger, settings, config values and the plugins it depends on.
 // Every hook receives the same *Host; it is safe for concurrent use and may
@@ -77,6 +91,7 @@ type Host struct {
 	settings *Settings
 	config   *PluginConfig
 	m        *Manager
+	run      uint64 // the run of the plugin this Host was made for
 }
 
 // ID returns the plugin's id.

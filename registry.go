@@ -122,13 +122,11 @@ func registrationKey(reg *registration) string {
 
 // callManifest calls p.Manifest, turning a panic into an error.
 func callManifest(p Plugin) (data []byte, err error) {
-	defer func() {
-		if rv := recover(); rv != nil {
-			err = fmt.Errorf("%w: Manifest() panicked: %v", ErrInvalidManifest, rv)
-		}
-	}()
-	data = p.Manifest()
-	if len(data) == 0 {
+	c, _ := protect(func() error { data = p.Manifest(); return nil })
+	switch {
+	case c != nil:
+		return nil, fmt.Errorf("%w: Manifest() panicked: %v", ErrInvalidManifest, c.value)
+	case len(data) == 0:
 		return nil, fmt.Errorf("%w: Manifest() returned no bytes (is the go:embed path right?)", ErrInvalidManifest)
 	}
 	return data, nil

@@ -1,7 +1,9 @@
 package pluginhost
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -16,41 +18,43 @@ var apiVersion = semver.MustParse(APIVersion)
 // discover snapshots the registry. A plugin whose manifest did not parse is
 // failed with the reason.
 func (m *Manager) discover() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, reg := range m.cfg.Registry.snapshot() {
-		p := &plugin{id: reg.key, plugin: reg.plugin, manifest: reg.manifest, state: StateStarting, order: -1}
-		p.logger = m.log.With("plugin", p.id)
+	regs := m.cfg.Registry.snapshot()
+	ps := make([]*plugin, 0, len(regs))
+	failed := map[*plugin]string{}
+	for _, reg := range regs {
+		p := &plugin{id: reg.key, plugin: reg.plugin, manifest: reg.manifest, order: -1, logger: m.log.With("plugin", reg.key)}
 		if reg.err != nil {
-			p.state, p.reason = StateFailed, PhaseDiscover+": "+reg.err.Error()
-		} else {
-			p.warnings = slices.Clone(reg.manifest.Warnings)
+			failed[p] = PhaseDiscover + ": " + reg.err.Error()
 		}
-		m.all = append(m.all, p)
-		m.byID[p.id] = p
+		ps = append(ps, p)
 	}
+	m.plugins.add(ps, failed)
 }
 
-// resolve applies the enable flags, checks each plugin's host constraint,
+// resolve applies the enable flags (Config's and the persisted overrides,
+// read on the schema session), checks each plugin's host constraint,
 // config values and setting groups, orders the plugins by dependency and
 // fails those whose dependencies are missing, incompatible, cyclic, failed
 // or disabled.
-func (m *Manager) resolve(overrides map[string]bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+func (m *Manager) resolve(ctx context.Context, sess *schemaSession) error {
+	overrides, err := m.readOverrides(ctx, sess.conn, sess.ledger)
+	if err != nil {
+		return fmt.Errorf("pluginhost: cannot start: %w", err)
+	}
+	t := m.plugins
 	disabled := map[string]bool{}
 	for _, id := range m.cfg.Disabled {
 		disabled[id] = true
 	}
 	var ids []string
 	deps := map[string][]string{}
-	for _, p := range m.all {
+	for _, p := range t.list() {
 		if p.manifest == nil {
 			continue
 		}
 		start := time.Now()
 		m.resolveOne(p, disabled, overrides)
-		p.timings = append(p.timings, PhaseTiming{PhaseResolve, time.Since(start)})
+		t.addTiming(p, PhaseResolve, time.Since(start))
 		ids = append(ids, p.id)
 		for dep := range p.manifest.Dependencies {
 			deps[p.id] = append(deps[p.id], dep)
@@ -60,26 +64,26 @@ func (m *Manager) resolve(overrides map[string]bool) {
 	sorted := depgraph.Sort(ids, deps)
 	for _, id := range ids {
 		// A plugin already disabled or failed keeps that first reason.
-		if cycle, ok := sorted.Cycles[id]; ok && m.byID[id].alive() {
-			m.failLocked(m.byID[id], PhaseResolve, fmt.Errorf("dependency cycle %s", cycle))
+		if cycle, ok := sorted.Cycles[id]; ok {
+			t.fail(t.get(id), PhaseResolve, fmt.Errorf("dependency cycle %s", cycle))
 		}
 	}
 	for _, id := range sorted.Order {
-		p := m.byID[id]
-		p.order = len(m.order)
-		m.order = append(m.order, p)
-		if !p.alive() {
+		p := t.get(id)
+		if !t.isAlive(p) {
 			continue
 		}
-		if disabledDep, err := m.checkDependencies(p); err != nil {
-			state := StateFailed
-			if disabledDep != "" {
-				state = StateDisabled
-			}
-			m.setLocked(p, state, PhaseResolve, err)
-			p.disabledBy = disabledDep
+		// The dependencies come before p in the order, so their fate is
+		// known; the order is not set yet, so that each plugin reports its
+		// own first problem rather than one a cascade gave it.
+		if dep, state, err := m.checkDependencies(p); state != "" {
+			t.follow(p, dep, state, PhaseResolve)
+		} else if err != nil {
+			t.fail(p, PhaseResolve, err)
 		}
 	}
+	t.setOrder(sorted.Order)
+	return nil
 }
 
 // resolveOne decides a plugin's fate from its own manifest and the config.
@@ -87,65 +91,57 @@ func (m *Manager) resolveOne(p *plugin, disabled, overrides map[string]bool) {
 	enabled, overridden := overrides[p.id]
 	switch {
 	case overridden && !enabled:
-		p.state, p.reason = StateDisabled, "disabled by an operator"
-		return
+		m.plugins.set(p, StateDisabled, "disabled by an operator")
 	case !overridden && disabled[p.id]:
-		p.state, p.reason = StateDisabled, "disabled by Config.Disabled"
-		return
-	}
-	if err := m.prepare(p); err != nil {
-		m.failLocked(p, PhaseResolve, err)
+		m.plugins.set(p, StateDisabled, "disabled by Config.Disabled")
+	default:
+		m.plugins.prepare(p, m.prepare)
 	}
 }
 
 // prepare checks what a plugin's own manifest asks of the host (its host
-// constraint, its setting groups, its config values) and makes its Host.
-// m.mu must be held.
-func (m *Manager) prepare(p *plugin) error {
+// constraint, its setting groups, its config values) and makes the Host of
+// its run, with the warnings its config values gave.
+func (m *Manager) prepare(p *plugin) (*Host, []string, error) {
 	if err := checkHost(p.manifest); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := p.manifest.checkGroups(m.cfg.CoreSettingGroups); err != nil {
-		return err
+		return nil, nil, err
 	}
 	cfg, warnings, err := resolvePluginConfig(p.manifest, m.cfg.PluginConfig[p.id], m.cfg.LookupEnv)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	p.warnings = append(p.warnings, warnings...)
-	p.host = &Host{
+	h := &Host{
 		id: p.id, manifest: p.manifest, logger: p.logger, settings: m.settings, config: cfg, m: m,
 		db: &DB{sql: m.cfg.DB, dialect: m.cfg.Dialect, prefix: tablePrefix(p.id)},
 	}
-	return nil
+	return h, warnings, nil
 }
 
 // checkDependencies reports the first missing, incompatible, failed or
-// disabled dependency of p, in id order, and the id of the dependency when
-// it is disabled. The dependencies come before p in the order, so their
-// fate is known.
-func (m *Manager) checkDependencies(p *plugin) (disabledDep string, err error) {
-	ids := make([]string, 0, len(p.manifest.Dependencies))
-	for id := range p.manifest.Dependencies {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+// disabled dependency of p, in id order: a dependency that failed or is
+// disabled as its id and state, the others as an error.
+func (m *Manager) checkDependencies(p *plugin) (dep string, depState State, err error) {
+	ids := slices.Sorted(maps.Keys(p.manifest.Dependencies))
 	for _, id := range ids {
-		dep := m.byID[id]
-		switch {
-		case dep == nil:
-			return "", fmt.Errorf("%w: dependency %q is not registered (is its package imported?)", ErrNotFound, id)
-		case dep.manifest == nil || dep.state == StateFailed:
-			return "", fmt.Errorf("dependency %s failed", id)
-		case dep.state == StateDisabled:
-			return id, fmt.Errorf("dependency %s disabled", id)
+		d := m.plugins.get(id)
+		if d == nil {
+			return "", "", fmt.Errorf("%w: dependency %q is not registered (is its package imported?)", ErrNotFound, id)
 		}
-		if c := p.manifest.deps[id]; c != nil && !c.Check(dep.manifest.version) {
-			return "", fmt.Errorf("%w: dependency %s is version %s, which does not satisfy %q",
-				ErrIncompatible, id, dep.manifest.Version, p.manifest.Dependencies[id])
+		switch state, _, _ := m.plugins.stateOf(d); {
+		case d.manifest == nil || state == StateFailed:
+			return id, StateFailed, nil
+		case state == StateDisabled:
+			return id, StateDisabled, nil
+		}
+		if c := p.manifest.deps[id]; c != nil && !c.Check(d.manifest.version) {
+			return "", "", fmt.Errorf("%w: dependency %s is version %s, which does not satisfy %q",
+				ErrIncompatible, id, d.manifest.Version, p.manifest.Dependencies[id])
 		}
 	}
-	return "", nil
+	return "", "", nil
 }
 
 // checkHost checks the manifest's host constraint against APIVersion.

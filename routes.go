@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -36,7 +35,8 @@ type RouteInfo struct {
 // serving only while running.
 type mount struct {
 	id      string
-	order   int // position in the dependency order; -1 when not ordered
+	order   int    // position in the dependency order; -1 when not ordered
+	gen     uint64 // the plugin's generation the entry reflects
 	running bool
 	state   State
 	reason  string
@@ -52,10 +52,10 @@ type mount struct {
 	idle     chan struct{} // signaled when the last request leaves a closed entry
 }
 
-// newMount makes p's routing entry from its current state. m.mu must be
-// held.
+// newMount makes p's routing entry from its current state. pluginTable.mu
+// must be held.
 func newMount(m *Manager, p *plugin) *mount {
-	mnt := &mount{id: p.id, order: p.order, running: p.state == StateRunning, state: p.state, reason: p.reason,
+	mnt := &mount{id: p.id, order: p.order, gen: p.gen, running: p.state == StateRunning, state: p.state, reason: p.reason,
 		logger: p.logger, m: m, idle: make(chan struct{}, 1)}
 	if mnt.running {
 		mnt.mux, mnt.routes = p.mux, p.routes
@@ -114,7 +114,7 @@ type mountTable struct {
 // runningAt reports whether the plugin at position order of the
 // dependency order is running, with one atomic load.
 func (m *Manager) runningAt(order int) bool {
-	r := m.mounts.Load().running
+	r := m.plugins.mounts.Load().running
 	return order >= 0 && order < len(r) && r[order]
 }
 
@@ -140,14 +140,14 @@ func (m *Manager) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, sub, _ := strings.Cut(rest, "/")
-	mt := m.mounts.Load()
+	mt := m.plugins.mounts.Load()
 	mnt := mt.byID[id]
 	if mnt == nil {
 		writeJSONError(w, http.StatusNotFound, "unknown plugin", id)
 		return
 	}
 	if !mnt.running || !mnt.enter() {
-		if cur := m.mounts.Load().byID[id]; mnt.running && cur != nil {
+		if cur := m.plugins.mounts.Load().byID[id]; mnt.running && cur != nil {
 			mnt = cur // stopped meanwhile: report its new state
 		}
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{
@@ -209,23 +209,19 @@ func Logger(ctx context.Context) *slog.Logger {
 // the plugin's circuit breaker.
 func recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			rv := recover()
-			if rv == nil {
-				return
-			}
-			if rv == http.ErrAbortHandler {
-				panic(rv)
-			}
-			stack := debug.Stack()
-			if mnt, ok := r.Context().Value(pluginCtxKey{}).(*mount); ok {
-				mnt.m.recordPanic(mnt.id, "handler "+r.Method+" "+r.URL.Path, rv, stack)
-			} else {
-				slog.Error("plugin handler panicked", "panic", fmt.Sprint(rv), "stack", string(stack))
-			}
-			writeJSONError(w, http.StatusInternalServerError, "internal error", PluginID(r.Context()))
-		}()
-		next.ServeHTTP(w, r)
+		c, _ := protect(func() error { next.ServeHTTP(w, r); return nil })
+		if c == nil {
+			return
+		}
+		if c.value == http.ErrAbortHandler {
+			panic(c.value)
+		}
+		if mnt, ok := r.Context().Value(pluginCtxKey{}).(*mount); ok {
+			mnt.m.panicked(mnt.id, "handler "+r.Method+" "+r.URL.Path, c)
+		} else {
+			slog.Error("plugin handler panicked", "panic", fmt.Sprint(c.value), "stack", string(c.stack))
+		}
+		writeJSONError(w, http.StatusInternalServerError, "internal error", PluginID(r.Context()))
 	})
 }
 
@@ -283,7 +279,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // then pattern, then method.
 func (m *Manager) Routes() []RouteInfo {
 	var out []RouteInfo
-	for _, mnt := range m.mounts.Load().order {
+	for _, mnt := range m.plugins.mounts.Load().order {
 		if mnt.running {
 			out = append(out, mnt.routes...)
 		}

@@ -373,14 +373,7 @@ func (m *Manager) planSchema(id string, decl *declaration, l migrate.Ledger) (*s
 }
 
 // addWarnings appends warnings to the plugin's status.
-func (m *Manager) addWarnings(p *plugin, warnings []string) {
-	if len(warnings) == 0 {
-		return
-	}
-	m.mu.Lock()
-	p.warnings = append(p.warnings, warnings...)
-	m.mu.Unlock()
-}
+func (m *Manager) addWarnings(p *plugin, warnings []string) { m.plugins.addWarnings(p, warnings...) }
 
 // toSQLGen converts the public declarations to the generator's input.
 func toSQLGen(tables []Table) []sqlgen.Table {

@@ -50,7 +50,7 @@ type postgresFeed struct {
 }
 
 func (m *Manager) startPostgresFeed(ctx, bg context.Context) (*postgresFeed, error) {
-	c := &m.ctl
+	c := m.ctl
 	cfg, err := pgnotify.ConfigFrom(ctx, m.cfg.DB)
 	if err != nil {
 		return nil, err
@@ -79,7 +79,7 @@ func (m *Manager) startPostgresFeed(ctx, bg context.Context) (*postgresFeed, err
 			},
 			func() {
 				m.log.Info("listening for changes again; reloading, since notifications sent meanwhile are lost")
-				m.requestReload(true)
+				m.ctl.requestReload(true)
 			},
 			func(err error) { m.log.Warn("change listener", "err", err) },
 		)

@@ -1,0 +1,187 @@
+package pluginhost
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/pluginhost/pluginhost/internal/migrate"
+)
+
+// migratePlugins is the schema phase: it creates the declared tables and
+// applies the migrations of each plugin of targets still starting, in
+// order, on sess. check, when not nil, is called after it and stops the
+// bring-up with its error (Start: a required plugin failed). A migration
+// lock that could not be taken fails the bring-up, not the plugin that
+// needed it first.
+func (m *Manager) migratePlugins(ctx context.Context, sess *schemaSession, targets []*plugin, check func() error) error {
+	m.runPhase(targets, PhaseSchema, func(p *plugin) error { return m.migratePlugin(ctx, sess, p) })
+	if sess.lockErr != nil {
+		return fmt.Errorf("pluginhost: cannot start: plugin schemas: %w", sess.lockErr)
+	}
+	return checked(check)
+}
+
+// bringUp runs the phases after the schema, in order, for the plugins of
+// targets that are still starting: settings, seed, Init and routes. Start
+// runs it for every plugin, Enable for the ones it enables. A plugin that
+// fails a phase is failed with its dependents; check, when not nil, is
+// called after each phase and stops the bring-up with its error. The
+// plugins that finish every phase are running when it returns, and
+// mounted.
+func (m *Manager) bringUp(ctx context.Context, targets []*plugin, check func() error) error {
+	if err := m.mergeSettings(ctx, targets); err != nil {
+		return err
+	}
+	m.dropStopped(targets)
+	if err := checked(check); err != nil {
+		return err
+	}
+	m.runPhase(targets, PhaseSeed, func(p *plugin) error { return m.seed(ctx, p) })
+	if err := checked(check); err != nil {
+		return err
+	}
+	m.runPhase(targets, PhaseInit, func(p *plugin) error { return m.init(ctx, p) })
+	if err := checked(check); err != nil {
+		return err
+	}
+	m.runPhase(targets, PhaseRoutes, func(p *plugin) error { return m.routes(ctx, p) })
+	if err := checked(check); err != nil {
+		return err
+	}
+	m.plugins.running(targets)
+	return nil
+}
+
+// checked calls check, when it is not nil.
+func checked(check func() error) error {
+	if check == nil {
+		return nil
+	}
+	return check()
+}
+
+// seed runs p's Seed hook, if it has one.
+func (m *Manager) seed(ctx context.Context, p *plugin) error {
+	s, ok := p.plugin.(Seeder)
+	if !ok {
+		return nil
+	}
+	return m.callHook(ctx, p, PhaseSeed, func(ctx context.Context) error { return s.Seed(ctx, p.host) })
+}
+
+// init runs p's Init hook, if it has one; from then on its Shutdown hook
+// is owed.
+func (m *Manager) init(ctx context.Context, p *plugin) error {
+	if in, ok := p.plugin.(Initializer); ok {
+		err := m.callHook(ctx, p, PhaseInit, func(ctx context.Context) error { return in.Init(ctx, p.host) })
+		if err != nil {
+			return err
+		}
+	}
+	m.plugins.setInitialized(p)
+	return nil
+}
+
+// routes gives p a fresh router to register its routes on. The router is
+// kept only if p has not changed state meanwhile: a RegisterRoutes that
+// overran its timeout installs nothing.
+func (m *Manager) routes(ctx context.Context, p *plugin) error {
+	rr, _ := p.plugin.(RouteRegistrar)
+	gen := m.plugins.generation(p)
+	return m.callHook(ctx, p, PhaseRoutes, func(context.Context) error {
+		mux, routes, err := buildRoutes(p.id, rr, p.host, m.cfg.Middleware)
+		if err != nil {
+			return err
+		}
+		m.plugins.ifCurrent(p, gen, func() { p.mux, p.routes = mux, routes })
+		return nil
+	})
+}
+
+// runPhase runs one phase for every plugin of targets still starting, in
+// order, timing it. A failure fails the plugin and its dependents, and
+// removes the event subscriptions and extension providers they made.
+func (m *Manager) runPhase(targets []*plugin, phase string, fn func(p *plugin) error) {
+	defer m.dropStopped(targets)
+	for _, p := range targets {
+		if !m.plugins.isAlive(p) {
+			continue
+		}
+		start := time.Now()
+		err := fn(p)
+		m.plugins.addTiming(p, phase, time.Since(start))
+		if err != nil {
+			m.plugins.fail(p, phase, err)
+		}
+	}
+}
+
+// dropStopped removes the event subscriptions and extension providers of
+// the plugins among targets that are no longer starting or running: a
+// plugin may subscribe and provide in Init and fail afterwards.
+func (m *Manager) dropStopped(targets []*plugin) {
+	for _, p := range targets {
+		if !m.plugins.isAlive(p) {
+			m.events.dropPlugin(p.id)
+			m.extensions.dropPlugin(p.id)
+		}
+	}
+}
+
+// mergeSettings adds the settings of the starting plugins among targets to
+// those merged before (the core's first), in that order; a plugin whose
+// settings are refused fails.
+func (m *Manager) mergeSettings(ctx context.Context, targets []*plugin) error {
+	merged := map[string]bool{}
+	for _, src := range m.sources {
+		merged[src.owner] = true
+	}
+	var added []settingsSource
+	for _, p := range targets {
+		if m.plugins.isAlive(p) && !merged[p.id] {
+			added = append(added, settingsSource{owner: p.id, groups: p.manifest.SettingGroups, settings: p.manifest.Settings})
+		}
+	}
+	first := m.sources == nil
+	base := m.sources
+	if first {
+		base = []settingsSource{{owner: migrate.CoreLine, groups: m.cfg.CoreSettingGroups, settings: m.cfg.CoreSettings}}
+	}
+	sources := append(slices.Clone(base), added...)
+	start := time.Now()
+	outcomes, err := m.settings.load(ctx, sources)
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	m.sources = nil
+	for _, src := range sources {
+		o := outcomes[src.owner]
+		if o.err == nil {
+			m.sources = append(m.sources, src)
+		}
+		p := m.plugins.get(src.owner)
+		if p == nil { // the core
+			if first {
+				for _, w := range o.warnings {
+					m.log.Warn("core setting", "warning", w)
+				}
+				if missing := m.settings.missing(migrate.CoreLine); len(missing) > 0 {
+					m.log.Warn("required core settings have no value", "keys", missing)
+				}
+			}
+			continue
+		}
+		if !slices.ContainsFunc(added, func(a settingsSource) bool { return a.owner == src.owner }) {
+			continue
+		}
+		m.plugins.addTiming(p, PhaseSettings, took)
+		m.plugins.addWarnings(p, o.warnings...)
+		if o.err != nil {
+			m.plugins.fail(p, PhaseSettings, o.err)
+		}
+	}
+	return nil
+}

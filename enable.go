@@ -1,0 +1,298 @@
+package pluginhost
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// received handles a change announced by any Manager, this one included.
+func (m *Manager) received(ch change) {
+	if ch.Origin == m.instance {
+		return
+	}
+	m.log.Debug("change announced by another manager", "kind", ch.Kind, "key", ch.Key)
+	if ch.Kind == changePlugins {
+		m.ctl.changed(ch.Key)
+		return
+	}
+	m.ctl.requestReload(false)
+}
+
+// runTrips fails the plugins whose breaker tripped and that still run.
+func (m *Manager) runTrips(ctx context.Context, trips map[string]string) {
+	for id, reason := range trips {
+		p := m.plugins.get(id)
+		if p == nil {
+			continue
+		}
+		if state, _, _ := m.plugins.stateOf(p); state == StateRunning {
+			p.logger.Error("circuit breaker tripped: failing the plugin", "reason", reason)
+			m.stopPlugins(ctx, p, StateFailed, reason)
+		}
+	}
+}
+
+// Disable stops plugin id now and persists the choice, which outranks
+// Config and survives restarts, and which the other replicas follow. From
+// the moment Disable begins, the plugin's routes answer 503, its event
+// subscriptions and extension-point providers are gone; requests already
+// in flight finish; then its Shutdown hook runs. Its running dependents
+// are disabled with it, each with the reason "dependency <id> disabled".
+// Its tables and data stay. A required plugin cannot be disabled (an error
+// wrapping ErrRequired); an unknown id is an error wrapping ErrNotFound.
+// Disabling a disabled plugin persists the choice and does nothing else.
+func (m *Manager) Disable(ctx context.Context, id string) error {
+	return m.ctl.submit(ctx, func(ctx context.Context) error { return m.disable(ctx, id, true) })
+}
+
+// Enable starts plugin id now, if it is not running, and persists the
+// choice. It runs the plugin's phases live — schema, settings, seed, Init,
+// routes — and mounts it; so it does for the dependents that were disabled
+// only because this plugin was. If a phase fails the plugin stays off,
+// failed with the reason, with nothing of it mounted, and Enable returns
+// an error saying why. Enabling a plugin whose dependency is not running is
+// an error naming it. Enable also restarts a plugin that failed, such as
+// one whose circuit breaker tripped.
+func (m *Manager) Enable(ctx context.Context, id string) error {
+	return m.ctl.submit(ctx, func(ctx context.Context) error { return m.enable(ctx, id, true) })
+}
+
+// disable is Disable on the control goroutine; persist is false when
+// following another replica's choice.
+func (m *Manager) disable(ctx context.Context, id string, persist bool) error {
+	p := m.plugins.get(id)
+	switch {
+	case p == nil:
+		return fmt.Errorf("%w: no plugin %q", ErrNotFound, id)
+	case m.isRequired(id):
+		return fmt.Errorf("%w: plugin %q is required by Config and cannot be disabled", ErrRequired, id)
+	}
+	if persist {
+		if err := m.writeOverride(ctx, id, false); err != nil {
+			return err
+		}
+	}
+	const reason = "disabled by an operator"
+	if !m.plugins.isAlive(p) {
+		m.plugins.set(p, StateDisabled, reason)
+		return nil
+	}
+	m.stopPlugins(ctx, p, StateDisabled, reason)
+	return nil
+}
+
+// stopPlugins stops a running plugin and its running dependents: it puts
+// them in state (root with reason, the others "dependency <id> <state>"),
+// which closes their gate at once, drops their event subscriptions and
+// providers, announces each stop with an event, lets their in-flight
+// requests finish and runs their Shutdown hooks in reverse order.
+func (m *Manager) stopPlugins(ctx context.Context, root *plugin, state State, reason string) {
+	stopped, closed := m.plugins.stop(root, state, reason)
+	for _, p := range stopped {
+		m.events.dropPlugin(p.id)
+		m.extensions.dropPlugin(p.id)
+		st, why, _ := m.plugins.stateOf(p)
+		p.logger.Info("plugin stopping", "state", st, "reason", why)
+	}
+	// Announced as the gate closes, before the plugins' Shutdown hooks.
+	m.announce(ctx)
+	dctx, cancel := context.WithTimeout(ctx, m.cfg.HookTimeout)
+	if err := drain(dctx, closed); err != nil {
+		m.log.Warn("stopping plugins with requests still in flight", "err", err)
+	}
+	cancel()
+	if err := m.shutdownPlugins(ctx, stopped); err != nil {
+		m.log.Warn("stopping plugins", "err", err)
+	}
+}
+
+// enable is Enable on the control goroutine; persist is false when
+// following another replica's choice.
+func (m *Manager) enable(ctx context.Context, id string, persist bool) error {
+	p := m.plugins.get(id)
+	if p == nil {
+		return fmt.Errorf("%w: no plugin %q", ErrNotFound, id)
+	}
+	state, reason, _ := m.plugins.stateOf(p)
+	if p.manifest == nil || p.order < 0 {
+		return fmt.Errorf("pluginhost: plugin %q cannot be enabled: %s", id, reason)
+	}
+	if err := m.dependenciesRunning(p, nil); err != nil {
+		return err
+	}
+	if persist {
+		if err := m.writeOverride(ctx, id, true); err != nil {
+			return err
+		}
+	}
+	if state == StateStarting || state == StateRunning {
+		return nil
+	}
+	targets := m.enableTargets(p)
+	started := time.Now()
+	m.bringUpLive(ctx, targets)
+	for _, q := range targets {
+		if st, _, _ := m.plugins.stateOf(q); st == StateRunning {
+			q.logger.Info("plugin enabled", "took", time.Since(started))
+		}
+	}
+	m.announce(ctx)
+	if state, reason, _ := m.plugins.stateOf(p); state != StateRunning {
+		return fmt.Errorf("%w: plugin %q did not start: %s", ErrStartFailed, id, reason)
+	}
+	return nil
+}
+
+// enableTargets returns p and the plugins disabled only because p was (or
+// because another of them was) whose other dependencies run, in order.
+func (m *Manager) enableTargets(p *plugin) []*plugin {
+	targets := []*plugin{p}
+	inTargets := map[string]bool{p.id: true}
+	for _, q := range m.plugins.ordered() {
+		if state, _, by := m.plugins.stateOf(q); state != StateDisabled || !inTargets[by] {
+			continue
+		}
+		if m.dependenciesRunning(q, inTargets) == nil {
+			targets = append(targets, q)
+			inTargets[q.id] = true
+		}
+	}
+	return targets
+}
+
+// bringUpLive runs the phases of targets, plugins that are not running,
+// while the others serve: schema on a session of its own, then settings,
+// seed, Init and routes. If the bring-up itself fails (the database, the
+// migration lock), every target that was starting is failed and what
+// started is shut down.
+func (m *Manager) bringUpLive(ctx context.Context, targets []*plugin) {
+	prepared := m.plugins.begin(targets, true, m.prepare)
+	sess, err := m.openSchemaSession(ctx)
+	if err == nil {
+		err = m.migratePlugins(ctx, sess, prepared, nil)
+		sess.close(ctx)
+	}
+	if err == nil {
+		err = m.bringUp(ctx, prepared, nil)
+	}
+	if err == nil {
+		return
+	}
+	for _, q := range targets {
+		m.plugins.fail(q, "enable", err)
+	}
+	m.dropStopped(targets)
+	if err := m.shutdownPlugins(ctx, targets); err != nil {
+		m.log.Warn("stopping plugins that failed to start", "err", err)
+	}
+}
+
+// dependenciesRunning reports the first dependency of p that is not
+// running and not among starting, the plugins about to start with it.
+func (m *Manager) dependenciesRunning(p *plugin, starting map[string]bool) error {
+	for _, dep := range slices.Sorted(maps.Keys(p.manifest.Dependencies)) {
+		if starting[dep] {
+			continue
+		}
+		d := m.plugins.get(dep)
+		if d == nil {
+			return fmt.Errorf("%w: plugin %q: dependency %q is not registered", ErrNotFound, p.id, dep)
+		}
+		if state, reason, _ := m.plugins.stateOf(d); state != StateRunning {
+			return fmt.Errorf("%w: plugin %q: dependency %q is %s (%s); enable it first", ErrDependency, p.id, dep, state, reason)
+		}
+	}
+	return nil
+}
+
+// writeOverride persists an operator's choice for plugin id and announces
+// it to the other Managers, in one transaction.
+func (m *Manager) writeOverride(ctx context.Context, id string, enabled bool) error {
+	tx, err := m.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("pluginhost: persist the state of plugin %q: %w", id, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	_, err = tx.ExecContext(ctx, `INSERT INTO `+pluginsTable+` (id, enabled, updated_at) VALUES (?, ?, CURRENT_TIMESTAMP)
+ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at`, id, enabled)
+	if err != nil {
+		return fmt.Errorf("pluginhost: persist the state of plugin %q: %w", id, err)
+	}
+	ch := change{Kind: changePlugins, Key: id, Origin: m.instance}
+	feed := m.ctl.changeFeed()
+	if err := feed.announce(ctx, tx, ch); err != nil {
+		return fmt.Errorf("pluginhost: announce the state of plugin %q: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("pluginhost: persist the state of plugin %q: %w", id, err)
+	}
+	feed.committed(ch)
+	return nil
+}
+
+// followReplicas reloads what other Managers may have changed: the
+// settings, then, once runtime operations are accepted, the plugins'
+// enable flags.
+func (m *Manager) followReplicas(ctx context.Context) {
+	if err := m.settings.reload(ctx); err != nil && ctx.Err() == nil {
+		m.log.Error("reload settings", "err", err)
+	}
+	if m.ctl.accepting() {
+		m.reconcile(ctx)
+	}
+}
+
+// reconcile follows the choices other Managers persisted: it disables the
+// plugins an operator disabled elsewhere and enables those enabled
+// elsewhere (a failed plugin too, when the change names it).
+func (m *Manager) reconcile(ctx context.Context) {
+	ids, all := m.ctl.takeReconcile()
+	if len(ids) == 0 && !all {
+		return
+	}
+	overrides, err := m.readOverridesPooled(ctx)
+	if err != nil {
+		m.log.Error("read plugin overrides", "err", err)
+		return
+	}
+	for _, p := range m.plugins.ordered() {
+		enabled, ok := overrides[p.id]
+		if !ok || (!all && !ids[p.id]) {
+			continue
+		}
+		if err := m.follow(ctx, p, enabled, ids[p.id]); err != nil {
+			p.logger.Warn("could not follow another replica", "err", err)
+		}
+	}
+}
+
+// follow applies another replica's choice for p: disable it if it is
+// alive and enabled is false; enable it if it was disabled by an operator
+// (not through a dependency) or, when named is true, failed.
+func (m *Manager) follow(ctx context.Context, p *plugin, enabled, named bool) error {
+	state, _, by := m.plugins.stateOf(p)
+	alive := state == StateStarting || state == StateRunning
+	switch {
+	case !enabled && alive:
+		p.logger.Info("following another replica: disabling")
+		return m.disable(ctx, p.id, false)
+	case enabled && !alive && (state == StateFailed && named || state == StateDisabled && by == ""):
+		p.logger.Info("following another replica: enabling")
+		return m.enable(ctx, p.id, false)
+	}
+	return nil
+}
+
+// readOverridesPooled reads the persisted enable flags on a connection of
+// the pool.
+func (m *Manager) readOverridesPooled(ctx context.Context) (map[string]bool, error) {
+	conn, err := m.cfg.DB.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return m.readOverrides(ctx, conn, nil)
+}
