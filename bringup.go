@@ -68,14 +68,16 @@ func (m *Manager) seed(ctx context.Context, p *plugin) error {
 	if !ok {
 		return nil
 	}
-	return m.callHook(ctx, p, PhaseSeed, func(ctx context.Context) error { return s.Seed(ctx, p.host) })
+	h := m.plugins.hostOf(p)
+	return m.callHook(ctx, p, PhaseSeed, func(ctx context.Context) error { return s.Seed(ctx, h) })
 }
 
 // init runs p's Init hook, if it has one; from then on its Shutdown hook
 // is owed.
 func (m *Manager) init(ctx context.Context, p *plugin) error {
 	if in, ok := p.plugin.(Initializer); ok {
-		err := m.callHook(ctx, p, PhaseInit, func(ctx context.Context) error { return in.Init(ctx, p.host) })
+		h := m.plugins.hostOf(p)
+		err := m.callHook(ctx, p, PhaseInit, func(ctx context.Context) error { return in.Init(ctx, h) })
 		if err != nil {
 			return err
 		}
@@ -89,9 +91,9 @@ func (m *Manager) init(ctx context.Context, p *plugin) error {
 // overran its timeout installs nothing.
 func (m *Manager) routes(ctx context.Context, p *plugin) error {
 	rr, _ := p.plugin.(RouteRegistrar)
-	gen := m.plugins.generation(p)
+	gen, h := m.plugins.generation(p), m.plugins.hostOf(p)
 	return m.callHook(ctx, p, PhaseRoutes, func(context.Context) error {
-		mux, routes, err := buildRoutes(p.id, rr, p.host, m.cfg.Middleware)
+		mux, routes, err := buildRoutes(p.id, rr, h, m.cfg.Middleware)
 		if err != nil {
 			return err
 		}

@@ -331,8 +331,8 @@ func (m *Manager) shutdownPlugins(ctx context.Context, ps []*plugin) error {
 		if !owed || !ok {
 			continue
 		}
-		start := time.Now()
-		err := m.awaitHook(ctx, p, PhaseShutdown, func(ctx context.Context) error { return sd.Shutdown(ctx, p.host) }, &grace)
+		start, h := time.Now(), m.plugins.hostOf(p)
+		err := m.awaitHook(ctx, p, PhaseShutdown, func(ctx context.Context) error { return sd.Shutdown(ctx, h) }, &grace)
 		m.plugins.addTiming(p, PhaseShutdown, time.Since(start))
 		if err != nil {
 			p.logger.Error("plugin shutdown failed", "err", err)

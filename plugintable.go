@@ -380,6 +380,13 @@ func (t *pluginTable) generation(p *plugin) uint64 {
 	return p.gen
 }
 
+// hostOf returns the Host of p's current run.
+func (t *pluginTable) hostOf(p *plugin) *Host {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return p.host
+}
+
 // ifCurrent runs fn, under the lock, only if p has not changed state since
 // generation gen, and reports whether it did: work started before a
 // transition (a hook that overran its timeout, say) installs nothing after
