@@ -63,17 +63,21 @@ type Setting struct {
 // snapshot. A Settings is safe for concurrent use. Values of keys that are
 // not defined are neither readable nor writable.
 type Settings struct {
+	// Set when the Manager is created, then only read: no lock.
 	db     *DB
 	sealer *secret.Sealer
 	logger *slog.Logger
-
-	mu     sync.Mutex // serializes writers and reloads
-	snap   atomic.Pointer[settingsSnapshot]
-	feed   feed   // announces changes to other Managers; nil before Start
-	origin string // the Manager's instance id, in announcements
 	// onChange, when set, is told of each value that changed, here or in
 	// another Manager, after the snapshot shows it.
 	onChange func(ctx context.Context, key, owner string)
+
+	// snap is read without a lock; it is replaced only under mu, by
+	// publish.
+	snap atomic.Pointer[settingsSnapshot]
+
+	mu     sync.Mutex // serializes writers and reloads; guards the fields below
+	feed   feed       // announces changes to other Managers; nil before Start
+	origin string     // the Manager's instance id, in announcements
 }
 
 // settingsSnapshot is an immutable view of the definitions and values.
