@@ -27,99 +27,137 @@ type settingsOutcome struct {
 // in one transaction, and publishes the snapshot. A source whose settings
 // are refused contributes nothing; its outcome carries the error.
 func (s *Settings) load(ctx context.Context, sources []settingsSource) (map[string]*settingsOutcome, error) {
-	out := make(map[string]*settingsOutcome, len(sources))
-	groupOwner := map[string]string{}
-	var groups []SettingGroup
-	var defs []Setting
-	byKey := map[string]*settingValue{}
+	m := s.merge(sources)
+	stored, err := s.readStored(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defaults, err := s.fillValues(m, stored)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.writeDefaults(ctx, defaults); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.publish(&settingsSnapshot{groups: m.groups, defs: m.defs, byKey: m.byKey})
+	s.mu.Unlock()
+	return m.outcomes, nil
+}
 
+// settingsMerge is what load has merged: the groups and definitions kept, in
+// order, and each owner's outcome.
+type settingsMerge struct {
+	outcomes   map[string]*settingsOutcome
+	groups     []SettingGroup
+	groupOwner map[string]string // group id → owner of the kept definition
+	defs       []Setting
+	byKey      map[string]*settingValue // values are filled in by fillValues
+}
+
+// merge merges the groups and definitions of sources in order. The first
+// definition of a group id or a key is kept; a later one is ignored with a
+// warning to its owner. The groups are sorted by SortOrder, then id.
+func (s *Settings) merge(sources []settingsSource) *settingsMerge {
+	m := &settingsMerge{
+		outcomes:   make(map[string]*settingsOutcome, len(sources)),
+		groupOwner: map[string]string{},
+		byKey:      map[string]*settingValue{},
+	}
 	for _, src := range sources {
 		res := &settingsOutcome{}
-		out[src.owner] = res
+		m.outcomes[src.owner] = res
 		if res.err = s.admissible(src); res.err != nil {
 			continue
 		}
-		for _, g := range src.groups {
-			if prev, dup := groupOwner[g.ID]; dup {
-				res.warnings = append(res.warnings, fmt.Sprintf("setting group %q is already defined by %s; keeping that definition", g.ID, prev))
-				continue
-			}
-			groupOwner[g.ID] = src.owner
-			groups = append(groups, g)
-		}
-		for _, def := range src.settings {
-			if prev, dup := byKey[def.Key]; dup {
-				res.warnings = append(res.warnings, fmt.Sprintf("setting %q is already defined by %s; ignored", def.Key, prev.owner))
-				continue
-			}
-			byKey[def.Key] = &settingValue{def: def, owner: src.owner}
-			defs = append(defs, def)
-		}
+		m.addGroups(src, res)
+		m.addSettings(src, res)
 	}
-	slices.SortStableFunc(groups, func(a, b SettingGroup) int {
+	slices.SortStableFunc(m.groups, func(a, b SettingGroup) int {
 		if c := cmp.Compare(a.SortOrder, b.SortOrder); c != 0 {
 			return c // not a.SortOrder - b.SortOrder, which can overflow
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
+	return m
+}
 
-	stored, err := s.readStored(ctx)
-	if err != nil {
-		return nil, err
+// addGroups keeps the groups of src whose ids are new.
+func (m *settingsMerge) addGroups(src settingsSource, res *settingsOutcome) {
+	for _, g := range src.groups {
+		if prev, dup := m.groupOwner[g.ID]; dup {
+			res.warnings = append(res.warnings, fmt.Sprintf("setting group %q is already defined by %s; keeping that definition", g.ID, prev))
+			continue
+		}
+		m.groupOwner[g.ID] = src.owner
+		m.groups = append(m.groups, g)
 	}
-	type write struct{ key, value string }
-	var writes []write
-	for _, def := range defs {
-		v := byKey[def.Key]
-		if text, ok := stored[def.Key]; ok {
-			if err := v.decode(text, s.sealer); err != nil {
-				out[v.owner].warnings = append(out[v.owner].warnings,
-					fmt.Sprintf("setting %q: %v; the stored value is kept and the default used", def.Key, err))
-			} else {
+}
+
+// addSettings keeps the settings of src whose keys are new.
+func (m *settingsMerge) addSettings(src settingsSource, res *settingsOutcome) {
+	for _, def := range src.settings {
+		if prev, dup := m.byKey[def.Key]; dup {
+			res.warnings = append(res.warnings, fmt.Sprintf("setting %q is already defined by %s; ignored", def.Key, prev.owner))
+			continue
+		}
+		m.byKey[def.Key] = &settingValue{def: def, owner: src.owner}
+		m.defs = append(m.defs, def)
+	}
+}
+
+// fillValues gives each merged setting its stored value or else its
+// default, and returns the defaults to store. A stored value that does not
+// decode is warned about to its owner and the default used in its place.
+func (s *Settings) fillValues(m *settingsMerge, stored map[string]string) ([]storedSetting, error) {
+	var defaults []storedSetting
+	for _, def := range m.defs {
+		v := m.byKey[def.Key]
+		text, isStored := stored[def.Key]
+		if isStored {
+			err := v.decode(text, s.sealer)
+			if err == nil {
 				continue
 			}
+			m.outcomes[v.owner].warnings = append(m.outcomes[v.owner].warnings,
+				fmt.Sprintf("setting %q: %v; the stored value is kept and the default used", def.Key, err))
 		}
-		if def.Default == nil {
-			continue
-		}
-		if err := v.assign(def.Default); err != nil {
-			return nil, fmt.Errorf("pluginhost: setting %q default: %w", def.Key, err)
-		}
-		if _, ok := stored[def.Key]; ok {
-			continue // unreadable stored value: use the default, never overwrite
-		}
-		if def.Encrypted && s.sealer == nil {
-			// Only an empty default gets here: admissible and
-			// Config.validate refuse the others. It is used but cannot be
-			// sealed, so it is not stored; a start with a key stores it.
-			continue
-		}
-		text, err := s.encode(v)
+		text, write, err := s.useDefault(v, isStored)
 		if err != nil {
 			return nil, err
 		}
-		writes = append(writes, write{def.Key, text})
-	}
-	if len(writes) > 0 {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return nil, fmt.Errorf("pluginhost: write setting defaults: %w", err)
-		}
-		for _, w := range writes {
-			// DO NOTHING: a value another process wrote meanwhile wins.
-			if _, err := tx.ExecContext(ctx, `INSERT INTO `+settingsTable+` (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, w.key, w.value); err != nil {
-				_ = tx.Rollback()
-				return nil, fmt.Errorf("pluginhost: write default of setting %q: %w", w.key, err)
-			}
-		}
-		if err := tx.Commit(); err != nil {
-			return nil, fmt.Errorf("pluginhost: write setting defaults: %w", err)
+		if write {
+			defaults = append(defaults, storedSetting{def.Key, text})
 		}
 	}
-	s.mu.Lock()
-	s.publish(&settingsSnapshot{groups: groups, defs: defs, byKey: byKey})
-	s.mu.Unlock()
-	return out, nil
+	return defaults, nil
+}
+
+// useDefault gives v its default, if it has one, and returns the default's
+// stored text and whether to store it: not over a stored value that did not
+// decode, and not for an encrypted setting without a secret key.
+func (s *Settings) useDefault(v *settingValue, isStored bool) (string, bool, error) {
+	def := v.def
+	if def.Default == nil {
+		return "", false, nil
+	}
+	if err := v.assign(def.Default); err != nil {
+		return "", false, fmt.Errorf("pluginhost: setting %q default: %w", def.Key, err)
+	}
+	if isStored {
+		return "", false, nil // unreadable stored value: use the default, never overwrite
+	}
+	if def.Encrypted && s.sealer == nil {
+		// Only an empty default gets here: admissible and
+		// Config.validate refuse the others. It is used but cannot be
+		// sealed, so it is not stored; a start with a key stores it.
+		return "", false, nil
+	}
+	text, err := s.encode(v)
+	if err != nil {
+		return "", false, err
+	}
+	return text, true, nil
 }
 
 // admissible reports why a source's settings cannot be stored: an encrypted

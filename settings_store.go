@@ -212,6 +212,32 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.up
 	return nil
 }
 
+// storedSetting is one key's stored text.
+type storedSetting struct{ key, value string }
+
+// writeDefaults stores the defaults of keys that had no value, in one
+// transaction; with none, it does nothing.
+func (s *Settings) writeDefaults(ctx context.Context, defaults []storedSetting) error {
+	if len(defaults) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("pluginhost: write setting defaults: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, w := range defaults {
+		// DO NOTHING: a value another process wrote meanwhile wins.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO `+settingsTable+` (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, w.key, w.value); err != nil {
+			return fmt.Errorf("pluginhost: write default of setting %q: %w", w.key, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("pluginhost: write setting defaults: %w", err)
+	}
+	return nil
+}
+
 // readStored reads every stored value in one query.
 func (s *Settings) readStored(ctx context.Context) (map[string]string, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT key, value FROM `+settingsTable)
