@@ -102,18 +102,8 @@ func (s *Settings) reloadValues(ctx context.Context) ([]*settingValue, error) {
 	var changed []*settingValue
 	next := &settingsSnapshot{groups: old.groups, defs: old.defs, byKey: make(map[string]*settingValue, len(old.byKey))}
 	for key, cur := range old.byKey {
-		v := &settingValue{def: cur.def, owner: cur.owner}
-		text, ok := stored[key]
-		switch {
-		case ok:
-			if err := v.decode(text, s.sealer); err != nil {
-				s.logger.Warn("reloaded setting does not decode; keeping its value", "key", key, "err", err)
-				v = cur
-			}
-		case cur.def.Default != nil:
-			_ = v.assign(cur.def.Default)
-		}
-		if v.set != cur.set || v.str != cur.str || v.num != cur.num || v.b != cur.b {
+		v := s.reloaded(cur, stored)
+		if !v.sameValue(cur) {
 			changed = append(changed, v)
 		}
 		next.byKey[key] = v
@@ -121,6 +111,30 @@ func (s *Settings) reloadValues(ctx context.Context) ([]*settingValue, error) {
 	s.publish(next)
 	slices.SortFunc(changed, func(a, b *settingValue) int { return strings.Compare(a.def.Key, b.def.Key) })
 	return changed, nil
+}
+
+// reloaded returns the value of cur's key as stored now: the stored value,
+// else the default, else none. A stored value that does not decode leaves
+// cur as it is.
+func (s *Settings) reloaded(cur *settingValue, stored map[string]string) *settingValue {
+	key := cur.def.Key
+	v := &settingValue{def: cur.def, owner: cur.owner}
+	text, ok := stored[key]
+	switch {
+	case ok:
+		if err := v.decode(text, s.sealer); err != nil {
+			s.logger.Warn("reloaded setting does not decode; keeping its value", "key", key, "err", err)
+			return cur
+		}
+	case cur.def.Default != nil:
+		_ = v.assign(cur.def.Default)
+	}
+	return v
+}
+
+// sameValue reports whether v and o hold the same value.
+func (v *settingValue) sameValue(o *settingValue) bool {
+	return v.set == o.set && v.str == o.str && v.num == o.num && v.b == o.b
 }
 
 // assign sets v's value from a Go value of the setting's type.
