@@ -87,7 +87,7 @@ func (s *Settings) reload(ctx context.Context) error {
 }
 
 // reloadValues is reload under the writers' lock; it returns the values
-// that changed.
+// that changed, sorted by key.
 func (s *Settings) reloadValues(ctx context.Context) ([]*settingValue, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -114,8 +114,8 @@ func (s *Settings) reloadValues(ctx context.Context) ([]*settingValue, error) {
 }
 
 // reloaded returns the value of cur's key as stored now: the stored value,
-// else the default, else none. A stored value that does not decode leaves
-// cur as it is.
+// else the default, else none. When the stored value does not decode, it
+// returns cur.
 func (s *Settings) reloaded(cur *settingValue, stored map[string]string) *settingValue {
 	key := cur.def.Key
 	v := &settingValue{def: cur.def, owner: cur.owner}
@@ -270,6 +270,8 @@ func (s *Settings) readStored(ctx context.Context) (map[string]string, error) {
 	return out, rows.Err()
 }
 
+// toFloat converts a Go integer or float to a float64; for any other type,
+// named numeric types included, it reports false.
 func toFloat(value any) (float64, bool) {
 	switch n := value.(type) {
 	case float64:
