@@ -48,7 +48,6 @@ func (c *PluginConfig) Bool(key string) bool {
 // secret values never appear in errors or warnings.
 func resolvePluginConfig(m *Manifest, given map[string]any, lookupEnv func(string) (string, bool)) (*PluginConfig, []string, error) {
 	cfg := &PluginConfig{values: map[string]any{}}
-	var warnings []string
 	declared := map[string]bool{}
 	for _, f := range m.Config {
 		declared[f.Key] = true
@@ -68,6 +67,12 @@ func resolvePluginConfig(m *Manifest, given map[string]any, lookupEnv func(strin
 		}
 		cfg.values[f.Key] = v
 	}
+	return cfg, undeclaredConfig(m.ID, given, declared), nil
+}
+
+// undeclaredConfig returns a warning for each key of given that the
+// manifest does not declare, sorted by key.
+func undeclaredConfig(id string, given map[string]any, declared map[string]bool) []string {
 	var unknown []string
 	for k := range given {
 		if !declared[k] {
@@ -75,10 +80,11 @@ func resolvePluginConfig(m *Manifest, given map[string]any, lookupEnv func(strin
 		}
 	}
 	slices.Sort(unknown)
+	var warnings []string
 	for _, k := range unknown {
-		warnings = append(warnings, fmt.Sprintf("Config.PluginConfig[%q][%q] is not declared in the manifest; ignored", m.ID, k))
+		warnings = append(warnings, fmt.Sprintf("Config.PluginConfig[%q][%q] is not declared in the manifest; ignored", id, k))
 	}
-	return cfg, warnings, nil
+	return warnings
 }
 
 // configValue reads one key from the environment, which wins, or else from
