@@ -56,10 +56,13 @@
 //     Start; no plugin code has run yet.
 //  4. Schema: per plugin, its declared tables then its migrations, in one
 //     transaction; a failure rolls back that plugin's work only.
-//  5. Settings: core definitions first, then each plugin's; defaults are
-//     written only where no value exists.
+//  5. Settings: from here on the Manager hears the changes other replicas
+//     announce; then core definitions first, then each plugin's; defaults
+//     are written only where no value exists.
 //  6. Seed, 7. Init, 8. Routes: each plugin's hooks, in order.
-//  9. Running: the plugins that finished every phase are served.
+//  9. Running: the plugins that finished every phase are served, and
+//     runtime operations ([Manager.Enable], [Manager.Disable]) are
+//     accepted.
 //
 // A plugin that fails a phase is marked failed with the reason, together
 // with its dependents, and nothing of it is mounted; the others go on.
