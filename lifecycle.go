@@ -59,6 +59,8 @@ type PluginStatus struct {
 	State   State  `json:"state"`
 	// Reason says why a plugin is disabled or failed.
 	Reason string `json:"reason,omitempty"`
+	// Since is when the plugin entered State.
+	Since time.Time `json:"since,omitzero"`
 	// Warnings lists what was ignored: unknown manifest fields, settings
 	// or groups defined earlier, undeclared config values.
 	Warnings []string `json:"warnings,omitempty"`

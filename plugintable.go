@@ -516,7 +516,7 @@ func (t *pluginTable) statuses(missing func(owner string) []string, dropped func
 	out := make([]PluginStatus, 0, len(t.all))
 	for _, p := range t.all {
 		st := PluginStatus{
-			ID: p.id, State: p.state, Reason: p.reason,
+			ID: p.id, State: p.state, Reason: p.reason, Since: p.since,
 			Warnings: slices.Clone(p.warnings), MissingSettings: missing(p.id),
 			Timings: slices.Clone(p.timings), Panics: p.panics, EventsDropped: dropped(p.id),
 		}

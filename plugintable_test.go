@@ -128,3 +128,22 @@ func TestHostOfAnEarlierRunInstallsNothing(t *testing.T) {
 type run string
 
 func (r run) String() string { return string(r) }
+
+// Status says since when a plugin is in its state: every transition
+// stamps it.
+func TestStatusSince(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		e := newEnv(t, d)
+		before := time.Now()
+		m := e.start(e.config(&fake{manifest: manifest("p", "1.0.0")}))
+		started := status(t, m, "p").Since
+		require.False(t, started.Before(before), "running since %s, before Start began at %s", started, before)
+
+		require.NoError(t, m.Disable(context.Background(), "p"))
+		st := status(t, m, "p")
+		require.Equal(t, pluginhost.StateDisabled, st.State)
+		require.True(t, st.Since.After(started), "disabled since %s, not after running since %s", st.Since, started)
+	})
+}
