@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pluginhost/pluginhost"
-	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
 // other is a second plugin type, so that duplicate-id messages can name two
@@ -143,9 +142,7 @@ func brokenPlugins() []struct {
 
 func TestBrokenManifestIsReportedNotFatal(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		reg := pluginhost.NewRegistry()
 		broken := brokenPlugins()
 		for _, b := range broken {
@@ -183,9 +180,7 @@ func TestBrokenManifestIsReportedNotFatal(t *testing.T) {
 // A Required plugin whose manifest is broken fails Start with the reason.
 func TestBrokenManifestOfRequiredPluginFailsStart(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		cfg := e.config(&fake{manifest: manifest("needed", "v1")})
 		cfg.Required = []string{"needed"}
 		m, err := pluginhost.New(cfg)
