@@ -309,11 +309,13 @@ func TestExtensionEachAndCallRecoverPanics(t *testing.T) {
 		require.Equal(t, "boom", pe.Plugin)
 		require.Equal(t, 2, strings.Count(e.logs.String(), "plugin panicked"))
 
+		var deployed string
 		err = ep.Call(ctx, "aws", func(_ context.Context, impl cloud) error {
-			require.Equal(t, "aws:app", impl.Deploy("app"))
+			deployed = impl.Deploy("app")
 			return errTest
 		})
 		require.Same(t, errTest, err, "Call returns fn's error as it is")
+		require.Equal(t, "aws:app", deployed)
 		require.ErrorIs(t, ep.Call(ctx, "nope", func(context.Context, cloud) error { return nil }), pluginhost.ErrNotFound)
 
 		canceled, cancel := context.WithCancel(ctx)

@@ -105,19 +105,17 @@ func TestRegistryPluginsSortedByID(t *testing.T) {
 	reg := pluginhost.NewRegistry()
 	ids := []string{"mango", "apple", "zucchini", "banana", "kiwi"}
 	byID := map[string]pluginhost.Plugin{}
+	errs := make([]error, len(ids)) // one slot per goroutine, read after Wait
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for _, id := range ids {
+	for i, id := range ids {
 		p := &fake{manifest: manifest(id, "1.0.0")}
 		byID[id] = p
-		wg.Go(func() {
-			err := reg.Register(p)
-			mu.Lock()
-			defer mu.Unlock()
-			require.NoError(t, err)
-		})
+		wg.Go(func() { errs[i] = reg.Register(p) })
 	}
 	wg.Wait()
+	for i, err := range errs {
+		require.NoError(t, err, "register %s", ids[i])
+	}
 	want := []pluginhost.Plugin{byID["apple"], byID["banana"], byID["kiwi"], byID["mango"], byID["zucchini"]}
 	require.Equal(t, want, reg.Plugins())
 }
