@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pluginhost/pluginhost"
-	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
 // hooks records the hook calls of plugins, in order, across goroutines.
@@ -76,9 +75,7 @@ func observer(id string, seen chan<- string) *fake {
 
 func TestDisableGatesDrainsThenShutsDownWithDependents(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		h := &hooks{}
 		entered, release := make(chan struct{}), make(chan struct{})
 		base := lifePlugin("base", h)
@@ -132,9 +129,7 @@ func TestDisableGatesDrainsThenShutsDownWithDependents(t *testing.T) {
 
 func TestEnableRunsPhasesLiveAndBringsDependentsBack(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		h := &hooks{}
 		cfg := e.config(lifePlugin("base", h), lifePlugin("dependent", h, "[dependencies]", `base = "^1.0"`))
 		cfg.Disabled = []string{"base"}
@@ -165,9 +160,7 @@ func TestEnableRunsPhasesLiveAndBringsDependentsBack(t *testing.T) {
 
 func TestEnableFailureLeavesNothingMounted(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		h := &hooks{}
 		broken := lifePlugin("broken", h)
 		broken.init = func(context.Context, *pluginhost.Host) error { return errors.New("cannot reach the mail server") }
@@ -189,9 +182,7 @@ func TestEnableFailureLeavesNothingMounted(t *testing.T) {
 
 func TestControlErrors(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		h := &hooks{}
 		cfg := e.config(lifePlugin("base", h), lifePlugin("dependent", h, "[dependencies]", `base = "^1.0"`), lifePlugin("core-ish", h))
 		cfg.Required = []string{"core-ish"}
@@ -222,9 +213,7 @@ func TestControlErrors(t *testing.T) {
 
 func TestReplicasFollowEnableAndDisable(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		stopped, seen := make(chan string, 10), make(chan string, 10)
 		plugins := func() []pluginhost.Plugin {
 			p := lifePlugin("toggled", &hooks{})
@@ -267,9 +256,7 @@ func receiveWithin[T any](t testing.TB, ch <-chan T, d time.Duration) T {
 
 func TestCircuitBreakerFailsAPanickingPlugin(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		stopped := make(chan struct{}, 1)
 		flaky := lifePlugin("flaky", &hooks{})
 		flaky.routes = func(r chi.Router, _ *pluginhost.Host) {
@@ -301,9 +288,7 @@ func TestCircuitBreakerFailsAPanickingPlugin(t *testing.T) {
 
 func TestHookTimeoutFailsOnlyThatPlugin(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		release := make(chan struct{})
 		t.Cleanup(func() { close(release) })
 		stuck := lifePlugin("stuck", &hooks{})
@@ -327,9 +312,7 @@ func TestHookTimeoutFailsOnlyThatPlugin(t *testing.T) {
 // enabled, failed.
 func TestManagerEmitsBuiltInEvents(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		seen := make(chan any, 100)
 		plugins := func() []pluginhost.Plugin {
 			watch := &fake{manifest: manifest("watch", "1.0.0"), init: func(_ context.Context, h *pluginhost.Host) error {

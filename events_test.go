@@ -16,7 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pluginhost/pluginhost"
-	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
 // Event types of the tests: same shape, different types.
@@ -68,9 +67,7 @@ func receive[T any](t *testing.T, ch <-chan T) T {
 
 func TestEventsSubscribeInInit(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		var pub *pluginhost.Host
 		m := e.start(e.config(
@@ -85,9 +82,7 @@ func TestEventsSubscribeInInit(t *testing.T) {
 
 func TestEventsTypeSeparation(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		m := e.start(e.config(
 			listener("a", func(h *pluginhost.Host) { recordAs[evA](h, rec, "a") }),
@@ -108,9 +103,7 @@ func TestEventsTypeSeparation(t *testing.T) {
 // subscriptions keep the order they were made in.
 func TestEventsPluginOrder(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		var base *pluginhost.Host
 		m := e.start(e.config(
@@ -139,9 +132,7 @@ func TestEventsPluginOrder(t *testing.T) {
 // receive nothing; a subscription made while not running is ignored.
 func TestEventsOnlyRunningPluginsReceive(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		var brokenHost *pluginhost.Host
 		broken := &fake{manifest: manifest("broken", "1.0.0"), init: func(_ context.Context, h *pluginhost.Host) error {
@@ -180,9 +171,7 @@ func TestEventsOnlyRunningPluginsReceive(t *testing.T) {
 // a PluginError, except a PluginError handler's own failure.
 func TestEventsHandlerFailures(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		reports := make(chan pluginhost.PluginError, 10)
 		m := e.start(e.config(
@@ -252,9 +241,7 @@ func TestEventsHandlerFailures(t *testing.T) {
 // 100th) and Publish does not block, even while the handler is blocked.
 func TestEventsAsync(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		entered, release := make(chan struct{}), make(chan struct{})
 		slowGot, fastGot := make(chan int, 10), make(chan int, 100)
 		m := e.start(e.config(
@@ -349,9 +336,7 @@ func eventWorkers(t *testing.T, ids ...string) []string {
 // remains in the end, and close refuses new subscriptions.
 func TestEventsWorkersStop(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		n := workerTestID.Add(1)
 		a, b := fmt.Sprintf("wk%d-a", n), fmt.Sprintf("wk%d-b", n)
 		before := eventWorkers(t, a, b)
@@ -410,9 +395,7 @@ type ctxKey struct{}
 // comes when the subscription is dropped.
 func TestEventsContext(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		syncSeen := make(chan any, 1)
 		type asyncReport struct {
 			value any
@@ -454,9 +437,7 @@ func TestEventsContext(t *testing.T) {
 // as if the host published them.
 func TestEventsEmit(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		var got []any
 		var mu sync.Mutex
 		record := func(v any) {
@@ -499,9 +480,7 @@ func TestEventsEmit(t *testing.T) {
 func TestEventsMisuse(t *testing.T) {
 	t.Parallel()
 	require.PanicsWithValue(t, "pluginhost: Async queue size 0; it must be at least 1", func() { pluginhost.Async(0) })
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		m := e.start(e.config(listener("nil", func(h *pluginhost.Host) {
 			pluginhost.Subscribe[evA](h, nil)
 		})))
@@ -515,9 +494,7 @@ func TestEventsMisuse(t *testing.T) {
 // the race detector.
 func TestEventsConcurrent(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		var syncCalls, asyncCalls atomic.Int64
 		hosts := make([]*pluginhost.Host, 4)
 		var plugins []pluginhost.Plugin
@@ -575,9 +552,7 @@ func TestEventsConcurrent(t *testing.T) {
 // behind) are never delivered to again.
 func TestEventsAcrossDisableAndEnable(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		id := fmt.Sprintf("flaky%d", workerTestID.Add(1))
 		rec := &recorder{}

@@ -82,9 +82,7 @@ func providerNames(ep *pluginhost.ExtensionPoint[cloud]) []string {
 
 func TestExtensionProvidersInPluginOrder(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		// Dependency order is beta, zeta, alpha: alpha comes first by id.
 		m, ep := startDeclared(t, e.config(
 			providing("alpha", []string{"gcp", "azure"}, deps("zeta")),
@@ -171,9 +169,7 @@ func TestDeclareExtensionPointErrors(t *testing.T) {
 
 func TestProvideErrors(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		var host *pluginhost.Host
 		errs := map[string]error{}
 		p := &fake{
@@ -212,9 +208,7 @@ func TestProvideErrors(t *testing.T) {
 
 func TestProvideDuplicateNameNamesFirstPlugin(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		m, ep := startDeclared(t, e.config(
 			providing("first", []string{"aws"}),
 			providing("second", []string{"gcp", "aws"}, deps("first")),
@@ -230,9 +224,7 @@ func TestProvideDuplicateNameNamesFirstPlugin(t *testing.T) {
 
 func TestProviderOfPluginFailingAtBootIsNotVisible(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		flaky := providing("flaky", []string{"gcp"})
 		flaky.routes = func(chi.Router, *pluginhost.Host) { panic("kaboom in routes") }
 		m, ep := startDeclared(t, e.config(flaky, providing("steady", []string{"aws"})))
@@ -254,9 +246,7 @@ func TestProviderOfPluginFailingAtBootIsNotVisible(t *testing.T) {
 
 func TestDropPluginRemovesProvidersAtOnce(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		m, ep := startDeclared(t, e.config(providing("a", []string{"aws", "s3"}), providing("b", []string{"gcp"})))
 		require.Equal(t, []string{"a/aws", "a/s3", "b/gcp"}, providerNames(ep))
 
@@ -279,9 +269,7 @@ func TestDropPluginRemovesProvidersAtOnce(t *testing.T) {
 
 func TestExtensionEachAndCallRecoverPanics(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		boom := &fake{
 			manifest: manifest("boom", "1.0.0"),
 			init: func(_ context.Context, h *pluginhost.Host) error {
@@ -321,11 +309,13 @@ func TestExtensionEachAndCallRecoverPanics(t *testing.T) {
 		require.Equal(t, "boom", pe.Plugin)
 		require.Equal(t, 2, strings.Count(e.logs.String(), "plugin panicked"))
 
+		var deployed string
 		err = ep.Call(ctx, "aws", func(_ context.Context, impl cloud) error {
-			require.Equal(t, "aws:app", impl.Deploy("app"))
+			deployed = impl.Deploy("app")
 			return errTest
 		})
 		require.Same(t, errTest, err, "Call returns fn's error as it is")
+		require.Equal(t, "aws:app", deployed)
 		require.ErrorIs(t, ep.Call(ctx, "nope", func(context.Context, cloud) error { return nil }), pluginhost.ErrNotFound)
 
 		canceled, cancel := context.WithCancel(ctx)
@@ -344,9 +334,7 @@ func TestExtensionEachAndCallRecoverPanics(t *testing.T) {
 
 func TestExtensionPointDeclaredByPlugin(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		const point = "widgets.renderer"
 		widgets := &fake{
 			manifest: manifest("widgets", "1.0.0"),
@@ -388,9 +376,7 @@ func TestExtensionPointDeclaredByPlugin(t *testing.T) {
 // ordered snapshot. Run it with -race.
 func TestExtensionLookupsRaceWithDrop(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		var hostA *pluginhost.Host
 		a := providing("a", []string{"aws"})
 		provideA := a.init
@@ -452,9 +438,7 @@ func TestExtensionLookupsRaceWithDrop(t *testing.T) {
 
 func TestDisableRemovesProvidersEnableRestoresThem(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		m, ep := startDeclared(t, e.config(
 			providing("alpha", []string{"gcp"}, deps("zeta")),
 			providing("zeta", []string{"aws"}),
@@ -483,9 +467,7 @@ func TestDisableRemovesProvidersEnableRestoresThem(t *testing.T) {
 // Enable, finds its own name taken.
 func TestEnableAfterBootFailureProvidesAgain(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		flaky := providing("flaky", []string{"gcp"})
 		var calls sync.Mutex
 		first := true

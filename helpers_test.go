@@ -98,6 +98,16 @@ func newEnv(t *testing.T, d testdb.Dialect) *env {
 	return &env{t: t, dialect: d, db: db, dsn: dsn, logs: &logBuffer{}}
 }
 
+// eachEnv runs fn as a parallel subtest per dialect (SQLite always,
+// PostgreSQL when configured), each with an env of its own.
+func eachEnv(t *testing.T, fn func(t *testing.T, e *env)) {
+	t.Helper()
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		fn(t, newEnv(t, d))
+	})
+}
+
 // config returns a Config on the env's database with the given plugins.
 func (e *env) config(plugins ...pluginhost.Plugin) pluginhost.Config {
 	return pluginhost.Config{

@@ -20,9 +20,7 @@ import (
 
 func TestStartServesRunningPlugin(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		p := &fake{
 			manifest: manifest("hello", "1.0.0"),
 			tables:   []pluginhost.Table{{Name: "items", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}, {Name: "title", NotNull: true}}}},
@@ -72,9 +70,7 @@ func TestHookPanicIsPluginFailure(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.phase, func(t *testing.T) {
 			t.Parallel()
-			testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-				t.Parallel()
-				e := newEnv(t, d)
+			eachEnv(t, func(t *testing.T, e *env) {
 				rec := &recorder{}
 				boom := tc.arm(tracked(rec, "boom"))
 				m := e.start(e.config(tracked(rec, "calm"), boom, tracked(rec, "dep", deps("boom"))))
@@ -125,9 +121,7 @@ func TestHookErrorFailsPluginAndDependents(t *testing.T) {
 	for _, phase := range []string{pluginhost.PhaseSeed, pluginhost.PhaseInit} {
 		t.Run(phase, func(t *testing.T) {
 			t.Parallel()
-			testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-				t.Parallel()
-				e := newEnv(t, d)
+			eachEnv(t, func(t *testing.T, e *env) {
 				rec := &recorder{}
 				base := tracked(rec, "base")
 				fail := func(context.Context, *pluginhost.Host) error { return errors.New("base is broken") }
@@ -157,9 +151,7 @@ func TestHookErrorFailsPluginAndDependents(t *testing.T) {
 
 func TestStartTwice(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		m := e.start(e.config(tracked(rec, "once")))
 		require.ErrorIs(t, m.Start(t.Context()), pluginhost.ErrAlreadyStarted)
@@ -170,9 +162,7 @@ func TestStartTwice(t *testing.T) {
 
 func TestStartConcurrentlyBootsOnce(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		m := newManager(t, e.config(tracked(rec, "once")))
 		errs := make(chan error, 4)
@@ -197,9 +187,7 @@ func TestStartConcurrentlyBootsOnce(t *testing.T) {
 
 func TestStatusReportsEachPlugin(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		zeta := tracked(rec, "zeta", "frobnicate = true")
 		zeta.routes = func(r chi.Router, _ *pluginhost.Host) {

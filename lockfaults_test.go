@@ -391,9 +391,7 @@ func TestPostgresRejectsPluginDDL(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-				t.Parallel()
-				e := newEnv(t, d)
+			eachEnv(t, func(t *testing.T, e *env) {
 				bad := itemsPlugin("bad")
 				bad.migrations = sqlFiles(map[string]string{
 					"0001_rank.sql": `ALTER TABLE bad__items ADD COLUMN rank INTEGER`,
@@ -407,14 +405,14 @@ func TestPostgresRejectsPluginDDL(t *testing.T) {
 				require.True(t, e.hasTable("good__items"))
 
 				st := status(t, m, "bad")
-				if d == testdb.SQLite && tt.sqliteOK {
+				if e.dialect == testdb.SQLite && tt.sqliteOK {
 					require.Equal(t, pluginhost.StateRunning, st.State, "valid on SQLite: %s", st.Reason)
 					return
 				}
 				require.Equal(t, pluginhost.StateFailed, st.State)
 				require.Contains(t, st.Reason, pluginhost.PhaseSchema)
 				require.Contains(t, st.Reason, "migration 0002_ddl")
-				if d == testdb.Postgres {
+				if e.dialect == testdb.Postgres {
 					for _, w := range tt.want {
 						require.Contains(t, st.Reason, w)
 					}

@@ -58,9 +58,7 @@ func waitSetting(t testing.TB, m *pluginhost.Manager, key string, want float64) 
 
 func TestSettingChangeReachesOtherManagers(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		ms := replicas(t, e, 3, limitPlugin)
 		for i := 2; i <= 5; i++ {
 			writer := ms[i%3]

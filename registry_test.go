@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pluginhost/pluginhost"
-	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
 // other is a second plugin type, so that duplicate-id messages can name two
@@ -106,19 +105,17 @@ func TestRegistryPluginsSortedByID(t *testing.T) {
 	reg := pluginhost.NewRegistry()
 	ids := []string{"mango", "apple", "zucchini", "banana", "kiwi"}
 	byID := map[string]pluginhost.Plugin{}
+	errs := make([]error, len(ids)) // one slot per goroutine, read after Wait
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for _, id := range ids {
+	for i, id := range ids {
 		p := &fake{manifest: manifest(id, "1.0.0")}
 		byID[id] = p
-		wg.Go(func() {
-			err := reg.Register(p)
-			mu.Lock()
-			defer mu.Unlock()
-			require.NoError(t, err)
-		})
+		wg.Go(func() { errs[i] = reg.Register(p) })
 	}
 	wg.Wait()
+	for i, err := range errs {
+		require.NoError(t, err, "register %s", ids[i])
+	}
 	want := []pluginhost.Plugin{byID["apple"], byID["banana"], byID["kiwi"], byID["mango"], byID["zucchini"]}
 	require.Equal(t, want, reg.Plugins())
 }
@@ -143,9 +140,7 @@ func brokenPlugins() []struct {
 
 func TestBrokenManifestIsReportedNotFatal(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		reg := pluginhost.NewRegistry()
 		broken := brokenPlugins()
 		for _, b := range broken {
@@ -183,9 +178,7 @@ func TestBrokenManifestIsReportedNotFatal(t *testing.T) {
 // A Required plugin whose manifest is broken fails Start with the reason.
 func TestBrokenManifestOfRequiredPluginFailsStart(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		cfg := e.config(&fake{manifest: manifest("needed", "v1")})
 		cfg.Required = []string{"needed"}
 		m, err := pluginhost.New(cfg)

@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pluginhost/pluginhost"
-	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
 // recorder collects hook calls from every plugin of a test, in call order.
@@ -213,9 +212,7 @@ func TestResolve(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-				t.Parallel()
-				e := newEnv(t, d)
+			eachEnv(t, func(t *testing.T, e *env) {
 				rec := &recorder{}
 				var plugins []pluginhost.Plugin
 				for id, extra := range tc.plugins {
@@ -253,9 +250,7 @@ func TestResolve(t *testing.T) {
 // Shutdown runs in exactly the reverse order.
 func TestStartOrderAndShutdownReverse(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		// a needs c, d needs a and b: ties by id alone would give a b c d e.
 		cfg := e.config(
@@ -325,9 +320,7 @@ func TestRequiredPluginFailureFailsStart(t *testing.T) {
 		for _, how := range []string{"Required", "RequireAll"} {
 			t.Run(phase+"/"+how, func(t *testing.T) {
 				t.Parallel()
-				testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-					t.Parallel()
-					e := newEnv(t, d)
+				eachEnv(t, func(t *testing.T, e *env) {
 					rec := &recorder{}
 					// "aaa" comes before "req" in every phase, "zzz" after it.
 					cfg := e.config(tracked(rec, "aaa"), failingIn(rec, phase), tracked(rec, "zzz"))
@@ -362,9 +355,7 @@ func TestNonRequiredFailureLeavesOthersRunning(t *testing.T) {
 	for _, phase := range failPhases {
 		t.Run(phase, func(t *testing.T) {
 			t.Parallel()
-			testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-				t.Parallel()
-				e := newEnv(t, d)
+			eachEnv(t, func(t *testing.T, e *env) {
 				rec := &recorder{}
 				cfg := e.config(tracked(rec, "aaa"), failingIn(rec, phase), tracked(rec, "zzz"))
 				cfg.Required = []string{"aaa", "zzz"}
@@ -387,9 +378,7 @@ func TestNonRequiredFailureLeavesOthersRunning(t *testing.T) {
 
 func TestRequiredPluginNotRegisteredOrDisabled(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		cfg := e.config(tracked(rec, "base"), tracked(rec, "app", deps("base")))
 		cfg.Disabled = []string{"base"}
@@ -414,9 +403,7 @@ func TestRequiredPluginNotRegisteredOrDisabled(t *testing.T) {
 // operator disabled it.
 func TestRequiredOutranksRequireAllForOperatorDisabled(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		m := e.start(e.config(&fake{manifest: manifest("ops", "1.0.0")}))
 		require.NoError(t, m.Shutdown(t.Context()))
 		_, err := e.db.ExecContext(t.Context(), `INSERT INTO pluginhost_plugins (id, enabled) VALUES ('ops', false)`)

@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pluginhost/pluginhost"
-	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
 func jsonBody(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
@@ -30,9 +29,7 @@ func okRoute(path, text string) func(r chi.Router, h *pluginhost.Host) {
 
 func TestUnknownPluginAndPathAre404JSON(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		m := e.start(e.config(&fake{manifest: manifest("known", "1.0.0"), routes: okRoute("/x", "x")}))
 
 		rec := serve(t, m.Handler(), "GET", "/api/plugin/ghost/x", "")
@@ -55,9 +52,7 @@ func TestUnknownPluginAndPathAre404JSON(t *testing.T) {
 
 func TestPluginWithoutRoutesAnswers404JSON(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		m := e.start(e.config(&fake{manifest: manifest("quiet", "1.0.0")}))
 		rec := serve(t, m.Handler(), "GET", "/api/plugin/quiet/anything", "")
 		require.Equal(t, http.StatusNotFound, rec.Code)
@@ -67,9 +62,7 @@ func TestPluginWithoutRoutesAnswers404JSON(t *testing.T) {
 
 func TestFailedPluginHasNothingMounted(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		bad := &fake{
 			manifest: manifest("bad", "1.0.0"),
 			routes:   okRoute("/x", "x"),
@@ -97,9 +90,7 @@ func TestFailedPluginHasNothingMounted(t *testing.T) {
 
 func TestHandlerPanicIsRecovered(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		m := e.start(e.config(&fake{
 			manifest: manifest("boom", "1.0.0"),
 			routes: func(r chi.Router, h *pluginhost.Host) {
@@ -123,9 +114,7 @@ func TestHandlerPanicIsRecovered(t *testing.T) {
 
 func TestAbortHandlerPanicPropagates(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		m := e.start(e.config(&fake{
 			manifest: manifest("abort", "1.0.0"),
 			routes: func(r chi.Router, h *pluginhost.Host) {
@@ -138,9 +127,7 @@ func TestAbortHandlerPanicPropagates(t *testing.T) {
 
 func TestRequestContextCarriesPluginIDAndLogger(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		m := e.start(e.config(&fake{
 			manifest: manifest("ctx-plugin", "1.0.0"),
 			routes: func(r chi.Router, h *pluginhost.Host) {
@@ -161,9 +148,7 @@ func TestRequestContextCarriesPluginIDAndLogger(t *testing.T) {
 
 func TestHostMiddlewareWrapsEveryPluginRoute(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		cfg := e.config(
 			&fake{manifest: manifest("one", "1.0.0"), routes: okRoute("/x", "one")},
 			&fake{manifest: manifest("two", "1.0.0"), routes: okRoute("/y", "two")},
@@ -194,9 +179,7 @@ func TestHostMiddlewareWrapsEveryPluginRoute(t *testing.T) {
 
 func TestInvalidAndDuplicateRoutesFailOnlyThatPlugin(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		invalid := &fake{manifest: manifest("invalid", "1.0.0"), routes: func(r chi.Router, h *pluginhost.Host) {
 			r.Get("no-slash", func(http.ResponseWriter, *http.Request) {})
 		}}
@@ -223,9 +206,7 @@ func TestInvalidAndDuplicateRoutesFailOnlyThatPlugin(t *testing.T) {
 
 func TestRoutesListsMountedRoutes(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		m := e.start(e.config(
 			&fake{manifest: manifest("b-plugin", "1.0.0"), routes: func(r chi.Router, h *pluginhost.Host) {
 				r.Get("/items", func(http.ResponseWriter, *http.Request) {})
@@ -248,9 +229,7 @@ func TestRoutesListsMountedRoutes(t *testing.T) {
 
 func TestHandlerMountsOnChiAndServeMux(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		m := e.start(e.config(&fake{manifest: manifest("mounted", "1.0.0"), routes: okRoute("/items/{id}", "item")}))
 
 		r := chi.NewRouter()

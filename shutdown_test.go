@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pluginhost/pluginhost"
-	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
 // failShutdown makes p's Shutdown record its call and return err.
@@ -39,9 +38,7 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 // Shutdown calls every hook, even after failures, and joins their errors.
 func TestShutdownJoinsErrorsAndSkipsNone(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		errA, errC := errors.New("a would not stop"), errors.New("c would not stop")
 		m := e.start(e.config(
@@ -61,9 +58,7 @@ func TestShutdownJoinsErrorsAndSkipsNone(t *testing.T) {
 
 func TestShutdownIsIdempotent(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		m := e.start(e.config(failShutdown(rec, tracked(rec, "once"), "once", errors.New("stuck"))))
 		first := m.Shutdown(t.Context())
@@ -78,9 +73,7 @@ func TestShutdownIsIdempotent(t *testing.T) {
 
 func TestShutdownConcurrentCallsRunHooksOnce(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		m := e.start(e.config(tracked(rec, "once")))
 		errs := make(chan error, 4)
@@ -98,9 +91,7 @@ func TestShutdownConcurrentCallsRunHooksOnce(t *testing.T) {
 // behind and reported; the next plugin's hook is still called.
 func TestShutdownRespectsDeadline(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		release := make(chan struct{})
 		t.Cleanup(func() { close(release) })
@@ -133,9 +124,7 @@ func TestShutdownRespectsDeadline(t *testing.T) {
 
 func TestShutdownNeverStarted(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		m := newManager(t, e.config(tracked(rec, "idle")))
 		require.NoError(t, m.Shutdown(t.Context()))
@@ -148,9 +137,7 @@ func TestShutdownNeverStarted(t *testing.T) {
 
 func TestStartAfterShutdown(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		m := e.start(e.config(tracked(rec, "p")))
 		require.NoError(t, m.Shutdown(t.Context()))
@@ -163,9 +150,7 @@ func TestStartAfterShutdown(t *testing.T) {
 // After Shutdown, plugin routes answer 503 with a JSON body.
 func TestShutdownStopsServing(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		m := e.start(e.config(tracked(rec, "svc")))
 		h := m.Handler()
@@ -190,9 +175,7 @@ func TestShutdownStopsServing(t *testing.T) {
 // and reported; the other plugins are still shut down.
 func TestShutdownPanicIsRecovered(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		boom := tracked(rec, "boom")
 		boom.shutdown = func(context.Context, *pluginhost.Host) error { panic("kaboom in shutdown") }
@@ -214,9 +197,7 @@ func TestShutdownPanicIsRecovered(t *testing.T) {
 // whose Init failed is not.
 func TestShutdownOwedOnlyAfterInit(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		rec := &recorder{}
 		late := tracked(rec, "late") // fails after Init, in the routes phase
 		late.routes = func(r chi.Router, _ *pluginhost.Host) {
@@ -242,9 +223,7 @@ func TestShutdownOwedOnlyAfterInit(t *testing.T) {
 // control operation is accepted and no goroutine stays.
 func TestShutdownDuringStart(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		entered, release := make(chan struct{}), make(chan struct{})
 		slow := &fake{manifest: manifest("slow", "1.0.0"), init: func(context.Context, *pluginhost.Host) error {
 			close(entered)

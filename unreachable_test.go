@@ -4,16 +4,19 @@ import (
 	"context"
 	"database/sql"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pluginhost/pluginhost"
 )
 
 // An unreachable PostgreSQL server fails Start with an error that names the
-// address and says the host cannot start, within the context's deadline.
+// address and says the database is unreachable, within the context's
+// deadline, and before any plugin code runs.
 func TestUnreachableServerFailsStart(t *testing.T) {
 	t.Parallel()
 	// A server that accepts connections and never answers: only the
@@ -51,9 +54,12 @@ func TestUnreachableServerFailsStart(t *testing.T) {
 			db, err := sql.Open("pgx", tt.dsn)
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = db.Close() })
-			m, err := pluginhost.New(pluginhost.Config{DB: db, Registry: registry(t, limitPlugin()...), Logger: discardLogger()})
-			require.NoError(t, err)
-			require.Equal(t, pluginhost.Dialect("postgres"), pluginhost.Postgres)
+			var hooks atomic.Int32 // plugin hooks run; Start must run none
+			hook := func(context.Context, *pluginhost.Host) error { hooks.Add(1); return nil }
+			p := &fake{manifest: manifest("untouched", "1.0.0"), seed: hook, init: hook,
+				routes: func(chi.Router, *pluginhost.Host) { hooks.Add(1) }}
+			m, err := pluginhost.New(pluginhost.Config{DB: db, Registry: registry(t, p), Logger: discardLogger()})
+			require.NoError(t, err, "New does not connect")
 
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			defer cancel()
@@ -65,8 +71,9 @@ func TestUnreachableServerFailsStart(t *testing.T) {
 				t.Fatal("Start did not return long after its context's deadline")
 			}
 			require.Error(t, err)
-			require.Contains(t, err.Error(), "cannot start")
+			require.Contains(t, err.Error(), "cannot start: the database is unreachable")
 			require.Contains(t, err.Error(), tt.addr)
+			require.Zero(t, hooks.Load(), "no plugin code runs before the core is in place")
 			require.NoError(t, m.Shutdown(context.Background()))
 		})
 	}

@@ -16,15 +16,13 @@ import (
 // transaction, no migration lock.
 func TestWarmBootIsAHandfulOfQueriesAndNoLock(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		plugins := benchPlugins(100)
 		cold := e.start(pluginhost.Config{DB: e.db, Registry: registry(t, plugins...), Logger: discardLogger(), RequireAll: true})
 		require.NoError(t, cold.Shutdown(context.Background()))
 
-		db, rec := testdb.OpenCounting(t, d, e.dsn)
-		warm := e.start(pluginhost.Config{DB: db, Dialect: pluginhost.Dialect(d), Registry: registry(t, plugins...),
+		db, rec := testdb.OpenCounting(t, e.dialect, e.dsn)
+		warm := e.start(pluginhost.Config{DB: db, Dialect: pluginhost.Dialect(e.dialect), Registry: registry(t, plugins...),
 			Logger: discardLogger(), RequireAll: true})
 		stmts := rec.Statements()
 		t.Logf("a warm boot of 100 plugins ran %d statements: %q", len(stmts), stmts)

@@ -11,8 +11,11 @@ import (
 
 // This is how a plugin's test starts it: on a fresh in-memory SQLite
 // database of its own, behind an httptest server, all closed when the test
-// ends. (An Example cannot receive a *testing.T; TestStart below runs the
-// same code.)
+// ends.
+//
+// This Example has no Output, so go test compiles it but does not run it:
+// Start needs the *testing.T of a running test, which an Example does not
+// receive. TestStart below runs the same steps and checks what they return.
 func ExampleStart() {
 	var t *testing.T // your test's t
 
@@ -23,7 +26,7 @@ func ExampleStart() {
 	}
 	var list []notes.Note
 	inst.Do(t, "GET", "/api/plugin/notes/notes", nil).JSON(t, &list)
-	fmt.Println(len(list), "notes")
+	fmt.Println(len(list), "notes") // 2 notes: the one the plugin seeds and ours
 }
 
 func TestStart(t *testing.T) {
