@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 )
 
-// ErrNotRunning: a runtime operation was asked of a Manager that has not
-// finished Start, or is shutting down.
+// ErrNotRunning is the error of a runtime operation asked of a Manager
+// that has not finished Start, or is shutting down.
 var ErrNotRunning = errors.New("pluginhost: manager is not running")
 
 // controller is the Manager's control goroutine and what it is asked to

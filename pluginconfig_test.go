@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pluginhost/pluginhost"
-	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
 // envMap is a Config.LookupEnv over a map, so tests need not touch the
@@ -23,9 +22,7 @@ func envMap(vars map[string]string) func(string) (string, bool) {
 
 func TestPluginConfigSourcesAndPrecedence(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		type seen struct {
 			str, secret       string
 			num, fromInt      float64
@@ -119,9 +116,7 @@ required = true
 
 func TestPluginConfigRequiredMissing(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		initCalled := false
 		needs := &fake{
 			manifest: manifest("needs-token", "1.0.0", `[config.api-token]`, `type = "string"`, `required = true`),
@@ -155,9 +150,7 @@ func TestPluginConfigRequiredMissing(t *testing.T) {
 
 func TestPluginConfigWrongType(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		cases := []struct {
 			id, typ  string
 			config   any    // Config.PluginConfig[id]["value"], when not nil
@@ -208,9 +201,7 @@ func pluginhostEnvName(id string) string {
 
 func TestPluginConfigSecretsNeverShown(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		const envSecret, configSecret, goodSecret = "env-S3CRET-value", "config-S3CRET-value", "good-S3CRET-value"
 		secretKey := func(id, typ string) *fake {
 			return &fake{manifest: manifest(id, "1.0.0", `[config.key]`, `type = "`+typ+`"`, `secret = true`)}
@@ -245,9 +236,7 @@ func TestPluginConfigSecretsNeverShown(t *testing.T) {
 
 func TestPluginConfigUndeclaredKeysWarn(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		var value string
 		p := &fake{
 			manifest: manifest("undecl", "1.0.0", `[config.declared]`, `type = "string"`),
@@ -276,9 +265,7 @@ func TestPluginConfigUndeclaredKeysWarn(t *testing.T) {
 
 func TestPluginConfigEnvOverridesAWrongConfigValueAndEmptyIsMissing(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		var port float64
 		overridden := &fake{
 			manifest: manifest("overridden", "1.0.0", `[config.port]`, `type = "number"`),

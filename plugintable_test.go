@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pluginhost/pluginhost"
-	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
 // signalHandler is a slog handler that sends the message of every record
@@ -48,9 +47,7 @@ func (h signalHandler) WithGroup(g string) slog.Handler {
 // served, even after the routing table is rebuilt.
 func TestStaleRoutesAreDiscarded(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		release := make(chan struct{})
 		var calls atomic.Int32
 		slow := &fake{manifest: manifest("slow", "1.0.0"), routes: func(r chi.Router, _ *pluginhost.Host) {
@@ -89,9 +86,7 @@ func TestStaleRoutesAreDiscarded(t *testing.T) {
 // point nor subscribe, while the current run's Host can.
 func TestHostOfAnEarlierRunInstallsNothing(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		hosts := make(chan *pluginhost.Host, 2)
 		p := &fake{manifest: manifest("p", "1.0.0"), init: func(_ context.Context, h *pluginhost.Host) error {
 			hosts <- h
@@ -133,9 +128,7 @@ func (r run) String() string { return string(r) }
 // stamps it.
 func TestStatusSince(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		before := time.Now()
 		m := e.start(e.config(&fake{manifest: manifest("p", "1.0.0")}))
 		started := status(t, m, "p").Since

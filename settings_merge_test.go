@@ -8,14 +8,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pluginhost/pluginhost"
-	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
 func TestSettingsMergeOrderAndDuplicates(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		// zeta sorts after alpha by id but comes first: alpha depends on it.
 		zeta := &fake{manifest: manifest("zeta", "1.0.0", `
 [[setting_groups]]
@@ -131,9 +128,7 @@ default = 3
 
 func TestSettingsUnknownGroupFailsOnlyThatPlugin(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		lost := &fake{manifest: manifest("lost", "1.0.0",
 			`[[settings]]`,
 			`key = "lost.a"`,
@@ -174,10 +169,8 @@ func TestSettingsUnknownGroupFailsOnlyThatPlugin(t *testing.T) {
 
 func TestSettingsDefaultsOnlyWhereNoValue(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e := newEnv(t, d)
 		keep := func(limit, flag string, extra ...string) *fake {
 			return &fake{manifest: manifest("keep", "1.0.0", append([]string{
 				`[[settings]]`, `key = "keep.limit"`, `type = "number"`, `default = ` + limit,
@@ -213,10 +206,8 @@ func TestSettingsDefaultsOnlyWhereNoValue(t *testing.T) {
 
 func TestSettingsEncryptedWithoutKey(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e := newEnv(t, d)
 		const plain = "default-SECRET-value"
 		withDefault := &fake{manifest: manifest("bad-vault", "1.0.0",
 			`[[settings]]`, `key = "bad-vault.token"`, `type = "string"`, `encrypted = true`, `default = "`+plain+`"`)}

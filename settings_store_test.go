@@ -9,15 +9,12 @@ import (
 
 	"github.com/pluginhost/pluginhost"
 	"github.com/pluginhost/pluginhost/internal/secret"
-	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
 func TestSettingsSetRejectsWrongType(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e := newEnv(t, d)
 		s := e.start(typedConfig(e)).Settings()
 		before := settingRows(t, e.db)
 
@@ -54,10 +51,8 @@ func TestSettingsSetRejectsWrongType(t *testing.T) {
 
 func TestSettingsNumbersAcceptGoIntsAndFloats(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e := newEnv(t, d)
 		s := e.start(typedConfig(e)).Settings()
 		for _, tc := range []struct {
 			value any
@@ -76,10 +71,8 @@ func TestSettingsNumbersAcceptGoIntsAndFloats(t *testing.T) {
 
 func TestSettingsEncryptedAreSealed(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e := newEnv(t, d)
 		const defaultPlain, setPlain = "default-token-PLAIN", "hunter2-PLAINTEXT"
 		vault := &fake{manifest: manifest("vault", "1.0.0",
 			`[[settings]]`, `key = "vault.token"`, `type = "string"`, `encrypted = true`, `default = "`+defaultPlain+`"`)}
@@ -124,10 +117,8 @@ func TestSettingsEncryptedAreSealed(t *testing.T) {
 
 func TestSettingsSealedUnderAnotherKey(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e := newEnv(t, d)
 		const plain = "token-under-key-A"
 		vault := &fake{manifest: manifest("vault", "1.0.0",
 			`[[settings]]`, `key = "vault.token"`, `type = "string"`, `encrypted = true`)}

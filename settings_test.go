@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pluginhost/pluginhost"
-	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
 // settingRows returns every row of the settings table, key → stored text.
@@ -103,10 +102,8 @@ func typedConfig(e *env) pluginhost.Config {
 
 func TestSettingsTypedAccess(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e := newEnv(t, d)
 		cfg := typedConfig(e)
 		m, err := pluginhost.New(cfg)
 		require.NoError(t, err)
@@ -157,10 +154,8 @@ func TestSettingsTypedAccess(t *testing.T) {
 
 func TestSettingsRequiredWithoutValue(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e := newEnv(t, d)
 		needy := &fake{manifest: manifest("needy", "1.0.0",
 			`[[settings]]`, `key = "needy.a"`, `type = "string"`, `required = true`,
 			`[[settings]]`, `key = "needy.b"`, `type = "string"`, `required = true`, `default = ""`,
@@ -197,9 +192,7 @@ func TestSettingsRequiredWithoutValue(t *testing.T) {
 // at Start.
 func TestMissingSettingsFollowSet(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		m := e.start(e.config(&fake{manifest: manifest("needs", "1.0.0",
 			"[[settings]]", `key = "needs.url"`, `type = "string"`, `required = true`)}))
 		require.Equal(t, []string{"needs.url"}, status(t, m, "needs").MissingSettings)
