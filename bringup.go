@@ -132,10 +132,46 @@ func (m *Manager) dropStopped(targets []*plugin) {
 	}
 }
 
-// mergeSettings adds the settings of the starting plugins among targets to
-// those merged before (the core's first), in that order; a plugin whose
-// settings are refused fails.
+// mergeSettings is the settings phase: it adds the settings of the
+// starting plugins among targets to those merged before (the core's first),
+// in that order; a plugin whose settings are refused fails.
 func (m *Manager) mergeSettings(ctx context.Context, targets []*plugin) error {
+	first := m.sources == nil
+	base := m.sources
+	if first {
+		base = []settingsSource{{owner: migrate.CoreLine, groups: m.cfg.CoreSettingGroups, settings: m.cfg.CoreSettings}}
+	}
+	added := m.unmergedSources(targets)
+	sources := append(slices.Clone(base), added...)
+	start := time.Now()
+	outcomes, err := m.settings.load(ctx, sources)
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	m.sources = nil
+	for _, src := range sources {
+		if outcomes[src.owner].err == nil {
+			m.sources = append(m.sources, src)
+		}
+	}
+	if first {
+		m.logCoreSettings(outcomes[migrate.CoreLine])
+	}
+	for _, src := range added {
+		p, o := m.plugins.get(src.owner), outcomes[src.owner]
+		m.plugins.addTiming(p, PhaseSettings, took)
+		m.plugins.addWarnings(p, o.warnings...)
+		if o.err != nil {
+			m.plugins.fail(p, PhaseSettings, o.err)
+		}
+	}
+	return nil
+}
+
+// unmergedSources returns the settings sources of the starting plugins
+// among targets whose settings are not merged yet.
+func (m *Manager) unmergedSources(targets []*plugin) []settingsSource {
 	merged := map[string]bool{}
 	for _, src := range m.sources {
 		merged[src.owner] = true
@@ -146,44 +182,16 @@ func (m *Manager) mergeSettings(ctx context.Context, targets []*plugin) error {
 			added = append(added, settingsSource{owner: p.id, groups: p.manifest.SettingGroups, settings: p.manifest.Settings})
 		}
 	}
-	first := m.sources == nil
-	base := m.sources
-	if first {
-		base = []settingsSource{{owner: migrate.CoreLine, groups: m.cfg.CoreSettingGroups, settings: m.cfg.CoreSettings}}
+	return added
+}
+
+// logCoreSettings logs what merging the core's settings warned about, and
+// its required settings without a value.
+func (m *Manager) logCoreSettings(o *settingsOutcome) {
+	for _, w := range o.warnings {
+		m.log.Warn("core setting", "warning", w)
 	}
-	sources := append(slices.Clone(base), added...)
-	start := time.Now()
-	outcomes, err := m.settings.load(ctx, sources)
-	if err != nil {
-		return err
+	if missing := m.settings.missing(migrate.CoreLine); len(missing) > 0 {
+		m.log.Warn("required core settings have no value", "keys", missing)
 	}
-	took := time.Since(start)
-	m.sources = nil
-	for _, src := range sources {
-		o := outcomes[src.owner]
-		if o.err == nil {
-			m.sources = append(m.sources, src)
-		}
-		p := m.plugins.get(src.owner)
-		if p == nil { // the core
-			if first {
-				for _, w := range o.warnings {
-					m.log.Warn("core setting", "warning", w)
-				}
-				if missing := m.settings.missing(migrate.CoreLine); len(missing) > 0 {
-					m.log.Warn("required core settings have no value", "keys", missing)
-				}
-			}
-			continue
-		}
-		if !slices.ContainsFunc(added, func(a settingsSource) bool { return a.owner == src.owner }) {
-			continue
-		}
-		m.plugins.addTiming(p, PhaseSettings, took)
-		m.plugins.addWarnings(p, o.warnings...)
-		if o.err != nil {
-			m.plugins.fail(p, PhaseSettings, o.err)
-		}
-	}
-	return nil
 }
