@@ -41,49 +41,61 @@ func (m *Manager) resolve(ctx context.Context, sess *schemaSession) error {
 	if err != nil {
 		return fmt.Errorf("pluginhost: cannot start: %w", err)
 	}
-	t := m.plugins
+	ids, deps := m.resolveEach(overrides)
+	sorted := depgraph.Sort(ids, deps)
+	for _, id := range ids {
+		// A plugin already disabled or failed keeps that first reason.
+		if cycle, ok := sorted.Cycles[id]; ok {
+			m.plugins.fail(m.plugins.get(id), PhaseResolve, fmt.Errorf("dependency cycle %s", cycle))
+		}
+	}
+	m.checkDependencies(sorted.Order)
+	m.plugins.setOrder(sorted.Order)
+	return nil
+}
+
+// resolveEach decides the fate of every plugin with a manifest from the
+// manifest and the config alone, and returns their ids with their
+// dependencies.
+func (m *Manager) resolveEach(overrides map[string]bool) (ids []string, deps map[string][]string) {
 	disabled := map[string]bool{}
 	for _, id := range m.cfg.Disabled {
 		disabled[id] = true
 	}
-	var ids []string
-	deps := map[string][]string{}
-	for _, p := range t.list() {
+	deps = map[string][]string{}
+	for _, p := range m.plugins.list() {
 		if p.manifest == nil {
 			continue
 		}
 		start := time.Now()
 		m.resolveOne(p, disabled, overrides)
-		t.addTiming(p, PhaseResolve, time.Since(start))
+		m.plugins.addTiming(p, PhaseResolve, time.Since(start))
 		ids = append(ids, p.id)
 		for dep := range p.manifest.Dependencies {
 			deps[p.id] = append(deps[p.id], dep)
 		}
 	}
+	return ids, deps
+}
 
-	sorted := depgraph.Sort(ids, deps)
-	for _, id := range ids {
-		// A plugin already disabled or failed keeps that first reason.
-		if cycle, ok := sorted.Cycles[id]; ok {
-			t.fail(t.get(id), PhaseResolve, fmt.Errorf("dependency cycle %s", cycle))
-		}
-	}
-	for _, id := range sorted.Order {
+// checkDependencies fails or disables, in dependency order, the plugins
+// whose dependency is missing, incompatible, failed or disabled. The
+// dependencies come before a plugin in the order, so their fate is known;
+// the order is not recorded yet, so that each plugin reports its own first
+// problem rather than one a cascade gave it.
+func (m *Manager) checkDependencies(order []string) {
+	t := m.plugins
+	for _, id := range order {
 		p := t.get(id)
 		if !t.isAlive(p) {
 			continue
 		}
-		// The dependencies come before p in the order, so their fate is
-		// known; the order is not set yet, so that each plugin reports its
-		// own first problem rather than one a cascade gave it.
-		if dep, state, err := m.checkDependencies(p); state != "" {
+		if dep, state, err := m.firstBadDependency(p); state != "" {
 			t.follow(p, dep, state, PhaseResolve)
 		} else if err != nil {
 			t.fail(p, PhaseResolve, err)
 		}
 	}
-	t.setOrder(sorted.Order)
-	return nil
 }
 
 // resolveOne decides a plugin's fate from its own manifest and the config.
@@ -120,10 +132,10 @@ func (m *Manager) prepare(p *plugin) (*Host, []string, error) {
 	return h, warnings, nil
 }
 
-// checkDependencies reports the first missing, incompatible, failed or
+// firstBadDependency reports the first missing, incompatible, failed or
 // disabled dependency of p, in id order: a dependency that failed or is
 // disabled as its id and state, the others as an error.
-func (m *Manager) checkDependencies(p *plugin) (dep string, depState State, err error) {
+func (m *Manager) firstBadDependency(p *plugin) (dep string, depState State, err error) {
 	ids := slices.Sorted(maps.Keys(p.manifest.Dependencies))
 	for _, id := range ids {
 		d := m.plugins.get(id)
