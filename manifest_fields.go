@@ -6,24 +6,17 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/Masterminds/semver/v3"
-)
 
-// maxIDLen is the longest plugin id, in bytes: derived names such as
-// plugin_<id>_<table> must fit PostgreSQL's 63-byte identifiers.
-const maxIDLen = 40
+	"github.com/pluginhost/pluginhost/internal/pluginid"
+)
 
 // Limits on the other names a manifest declares.
 const (
 	maxConfigKeyLen  = 64
 	maxSettingKeyLen = 128
 )
-
-// reservedIDs are ids no plugin may take: the migration ledger records the
-// host's own migrations under them.
-var reservedIDs = []string{"core", "pluginhost"}
 
 var (
 	configKeyRE  = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
@@ -100,7 +93,7 @@ func (p *manifestParser) dependencies(top tomlTable) {
 			p.m.deps = map[string]*semver.Constraints{}
 		}
 		p.m.Dependencies[id] = constraint
-		if slices.Contains(reservedIDs, id) {
+		if pluginid.Reserved(id) {
 			p.fail(field, fmt.Errorf("%q is the host, not a plugin: remove this dependency and constrain the host's version with host = \"...\" instead", id))
 			continue
 		}
@@ -268,73 +261,6 @@ func (p *manifestParser) settings(top tomlTable) {
 		}
 		p.m.Settings = append(p.m.Settings, s)
 	}
-}
-
-// validateID checks that id is a plugin id: a slug of lowercase letters,
-// digits and single hyphens, starting with a letter, at most maxIDLen bytes,
-// and not reserved. The error says what to change.
-func validateID(id string) error {
-	var reason string
-	bad := strings.IndexFunc(id, func(r rune) bool { return !isSlugRune(r) })
-	switch {
-	case id == "":
-		return errors.New(`must not be empty: use a short slug such as "my-plugin"`)
-	case len(id) > maxIDLen:
-		reason = fmt.Sprintf("it is %d bytes long and the limit is %d, so that derived table names fit PostgreSQL's 63-byte identifiers: use a shorter id",
-			len(id), maxIDLen)
-	case strings.ContainsFunc(id, func(r rune) bool { return r >= 'A' && r <= 'Z' }):
-		reason = fmt.Sprintf("it must be lowercase: use %q", suggestID(id))
-	case strings.Contains(id, "_"):
-		reason = fmt.Sprintf(`it must not contain "_": use "-" to separate words, as in %q`, suggestID(id))
-	case bad >= 0:
-		r, _ := utf8.DecodeRuneInString(id[bad:])
-		reason = fmt.Sprintf("it may contain only lowercase letters, digits and single hyphens, not %q: use %q",
-			r, suggestID(id))
-	case id[0] < 'a' || id[0] > 'z':
-		reason = fmt.Sprintf("it must start with a letter: use %q", suggestID(id))
-	case strings.Contains(id, "--"):
-		reason = fmt.Sprintf(`it must not contain "--": separate words with a single hyphen, as in %q`, suggestID(id))
-	case strings.HasSuffix(id, "-"):
-		reason = fmt.Sprintf(`it must not end with "-": use %q`, suggestID(id))
-	case slices.Contains(reservedIDs, id):
-		return fmt.Errorf("%q is reserved: the migration ledger records the host's own migrations under it; choose another id", id)
-	default:
-		return nil
-	}
-	return fmt.Errorf("%q is not a valid plugin id: %s", id, reason)
-}
-
-// isSlugRune reports whether r may appear in a plugin id.
-func isSlugRune(r rune) bool {
-	return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-'
-}
-
-// suggestID turns an invalid id into a valid one to suggest: lowercase,
-// words joined by single hyphens, starting with a letter. It returns
-// "my-plugin" when nothing usable is left.
-func suggestID(id string) string {
-	var b strings.Builder
-	hyphen := false // a hyphen is pending, to be written before the next letter or digit
-	for _, r := range strings.ToLower(id) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9' && b.Len() > 0:
-			if hyphen && b.Len() > 0 {
-				b.WriteByte('-')
-			}
-			hyphen = false
-			b.WriteRune(r)
-		default:
-			hyphen = true
-		}
-	}
-	s := b.String()
-	if len(s) > maxIDLen {
-		s = strings.TrimRight(s[:maxIDLen], "-")
-	}
-	if s == "" || slices.Contains(reservedIDs, s) {
-		return "my-plugin"
-	}
-	return s
 }
 
 // parseVersion parses a version in the full MAJOR.MINOR.PATCH form of

@@ -3,6 +3,8 @@ package migrate
 import (
 	"embed"
 	"io/fs"
+
+	"github.com/pluginhost/pluginhost/internal/pluginid"
 )
 
 //go:embed library
@@ -14,10 +16,10 @@ var library embed.FS
 var Library, _ = fs.Sub(library, "library")
 
 // The ledger lines of pluginhost's own tables and of the host's core
-// migrations. Plugin ids "pluginhost" and "core" are reserved for them.
+// migrations: the ids [pluginid.Reserved] keeps from plugins.
 const (
-	LibraryLine = "pluginhost"
-	CoreLine    = "core"
+	LibraryLine = pluginid.Library
+	CoreLine    = pluginid.Core
 )
 
 // LedgerDDL returns the statement that creates the ledger table for a
