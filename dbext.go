@@ -6,17 +6,21 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/pluginhost/pluginhost/internal/migrate"
+	"github.com/pluginhost/pluginhost/internal/dialect"
 	"github.com/pluginhost/pluginhost/internal/sqlgen"
 )
 
-// Dialect names the SQL dialect of the host's database.
-type Dialect string
+// Dialect names the SQL dialect of the host's database: [SQLite] ("sqlite")
+// or [Postgres] ("postgres"). It is a string type, shared with pluginhost's
+// internal packages.
+type Dialect = dialect.Dialect
 
 // The supported dialects.
 const (
-	SQLite   Dialect = "sqlite"
-	Postgres Dialect = "postgres"
+	// SQLite is "sqlite": github.com/mattn/go-sqlite3.
+	SQLite = dialect.SQLite
+	// Postgres is "postgres": PostgreSQL through github.com/jackc/pgx/v5/stdlib.
+	Postgres = dialect.Postgres
 )
 
 // ColumnType is the declared type of a column. Each maps to a native type
@@ -122,7 +126,7 @@ func (d *DB) Dialect() Dialect { return d.dialect }
 func (d *DB) Table(name string) string { return d.prefix + name }
 
 // Rebind rewrites the "?" placeholders of query into the dialect's form.
-func (d *DB) Rebind(query string) string { return sqlgen.Rebind(sqlgen.Dialect(d.dialect), query) }
+func (d *DB) Rebind(query string) string { return sqlgen.Rebind(d.dialect, query) }
 
 // ExecContext runs a statement; see [sql.DB.ExecContext].
 func (d *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
@@ -191,35 +195,4 @@ func detectDialect(db *sql.DB) (Dialect, error) {
 		return Postgres, nil
 	}
 	return "", fmt.Errorf("cannot tell the SQL dialect of driver %s; set Config.Dialect to %q or %q", name, SQLite, Postgres)
-}
-
-// beginStatement starts a migration transaction. On SQLite it takes the
-// write lock at once, so that two boots against one file queue on the busy
-// timeout instead of failing when a read lock is upgraded.
-func (d Dialect) beginStatement() string {
-	if d == SQLite {
-		return "BEGIN IMMEDIATE"
-	}
-	return "BEGIN"
-}
-
-// tableExists reports whether a table is visible (on PostgreSQL: on the
-// search path).
-func (d Dialect) tableExists(ctx context.Context, q migrate.Execer, name string) (bool, error) {
-	query := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
-	if d == Postgres {
-		query = `SELECT count(*) FROM (SELECT to_regclass($1) AS t) x WHERE t IS NOT NULL`
-	}
-	rows, err := q.QueryContext(ctx, query, name)
-	if err != nil {
-		return false, fmt.Errorf("look up table %s: %w", name, err)
-	}
-	defer rows.Close()
-	var n int
-	for rows.Next() {
-		if err := rows.Scan(&n); err != nil {
-			return false, err
-		}
-	}
-	return n > 0, rows.Err()
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/pluginhost/pluginhost/internal/dialect"
 	"github.com/pluginhost/pluginhost/internal/migrate"
 	"github.com/pluginhost/pluginhost/internal/sqlgen"
 )
@@ -87,7 +88,7 @@ func (s *schemaSession) close(ctx context.Context) {
 // database pluginhost has never touched.
 func (m *Manager) loadLedger(ctx context.Context, conn *sql.Conn) (migrate.Ledger, error) {
 	exists := func(ctx context.Context, name string) (bool, error) {
-		return m.cfg.Dialect.tableExists(ctx, conn, name)
+		return dialect.TableExists(ctx, m.cfg.Dialect, conn, name)
 	}
 	l, _, err := migrate.Load(ctx, conn, exists)
 	return l, err
@@ -143,8 +144,8 @@ func (m *Manager) migrateCore(ctx context.Context, s *schemaSession) error {
 	if err := s.lock(ctx); err != nil {
 		return err
 	}
-	err = migrate.InTx(ctx, s.conn, m.cfg.Dialect.beginStatement(), func(ex migrate.Execer) error {
-		_, err := ex.ExecContext(ctx, migrate.LedgerDDL(d))
+	err = migrate.InTx(ctx, s.conn, dialect.BeginMigration(m.cfg.Dialect), func(ex migrate.Execer) error {
+		_, err := ex.ExecContext(ctx, migrate.LedgerDDL(m.cfg.Dialect))
 		return err
 	})
 	if err != nil {
@@ -169,7 +170,7 @@ func (m *Manager) applyMigrations(ctx context.Context, conn *sql.Conn, l migrate
 	for _, mig := range pending {
 		e := migrate.Entry{Line: line, Version: mig.Version, Checksum: mig.Checksum}
 		applied := false
-		err := migrate.InTx(ctx, conn, m.cfg.Dialect.beginStatement(), func(ex migrate.Execer) error {
+		err := migrate.InTx(ctx, conn, dialect.BeginMigration(m.cfg.Dialect), func(ex migrate.Execer) error {
 			if err := l.Refresh(ctx, ex, m.db.Rebind, line); err != nil {
 				return err
 			}
@@ -261,8 +262,8 @@ func (m *Manager) migratePlugin(ctx context.Context, s *schemaSession, p *plugin
 		m.addWarnings(p, plan.warnings)
 		return nil
 	}
-	d := sqlgen.Dialect(m.cfg.Dialect)
-	err = migrate.InTx(ctx, s.conn, m.cfg.Dialect.beginStatement(), func(ex migrate.Execer) error {
+	d := m.cfg.Dialect
+	err = migrate.InTx(ctx, s.conn, dialect.BeginMigration(m.cfg.Dialect), func(ex migrate.Execer) error {
 		if err := l.Refresh(ctx, ex, m.db.Rebind, p.id); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"embed"
 	"io/fs"
 
+	"github.com/pluginhost/pluginhost/internal/dialect"
 	"github.com/pluginhost/pluginhost/internal/pluginid"
 )
 
@@ -23,10 +24,10 @@ const (
 )
 
 // LedgerDDL returns the statement that creates the ledger table for a
-// dialect ("sqlite" or "postgres").
-func LedgerDDL(dialect string) string {
+// dialect.
+func LedgerDDL(d dialect.Dialect) string {
 	ts := "TIMESTAMP"
-	if dialect == "postgres" {
+	if d == dialect.Postgres {
 		ts = "timestamptz"
 	}
 	return `CREATE TABLE IF NOT EXISTS ` + LedgerTable + ` (
