@@ -382,22 +382,3 @@ func (m *Manager) addWarnings(p *plugin, warnings []string) {
 	p.warnings = append(p.warnings, warnings...)
 	m.mu.Unlock()
 }
-
-// toSQLGen converts the public declarations to the generator's input.
-func toSQLGen(tables []Table) []sqlgen.Table {
-	out := make([]sqlgen.Table, len(tables))
-	for i, t := range tables {
-		st := sqlgen.Table{Name: t.Name, PrimaryKey: t.PrimaryKey}
-		for _, c := range t.Columns {
-			st.Columns = append(st.Columns, sqlgen.Column{
-				Name: c.Name, Type: string(c.Type), PrimaryKey: c.PrimaryKey, NotNull: c.NotNull, Unique: c.Unique,
-				Default: c.Default, DefaultNow: c.DefaultNow, References: c.References, OnDelete: c.OnDelete,
-			})
-		}
-		for _, ix := range t.Indexes {
-			st.Indexes = append(st.Indexes, sqlgen.Index{Columns: ix.Columns, Unique: ix.Unique})
-		}
-		out[i] = st
-	}
-	return out
-}

@@ -68,8 +68,9 @@ const (
 // names are shortened with a hash.
 const MaxIdentifier = 63
 
-// Table is a declared table, the input of [Build]. It mirrors the root
-// package's Table with plain strings.
+// Table is a declared table, the input of [Build]. Table, [Column] and
+// [Index] mirror the root package's types of the same names, field for
+// field, with plain strings; a test there fails when they drift apart.
 type Table struct {
 	// Name is the declared name: lowercase letters, digits and single
 	// underscores, starting with a letter (see [ValidName]).
