@@ -82,6 +82,9 @@ func PhysicalTableName(pluginID, table string) (string, error) {
 	return sqlgen.PhysicalTable(sqlgen.PluginPrefix(pluginID), table)
 }
 
+// tablePrefix is the physical name prefix of a plugin's tables.
+func tablePrefix(id string) string { return sqlgen.PluginPrefix(id) }
+
 // toSQLGen converts the public declarations to the generator's input, which
 // mirrors them field for field. The tests in schema_tables_test.go fail when
 // a field is added to one side and not the other, or is not copied here.
