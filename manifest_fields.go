@@ -27,53 +27,75 @@ var (
 
 // parse reads the top-level table of plugin.toml into p.m.
 func (p *manifestParser) parse(top tomlTable) {
-	m := p.m
 	top.warnUnknown("id", "name", "version", "description", "author", "host",
 		"dependencies", "permissions", "config", "setting_groups", "settings")
-
-	if top.require("id", `id = "my-plugin"`) {
-		if id, ok := top.str("id"); ok {
-			p.plugin = id
-			m.ID = id
-			if err := validateID(id); err != nil {
-				p.fail("id", err)
-			}
-		}
-	}
-	if top.require("name", `name = "My Plugin"`) {
-		if name, ok := top.str("name"); ok {
-			m.Name = name
-			if strings.TrimSpace(name) == "" {
-				p.fail("name", errors.New(`must not be empty: give the plugin a human-readable name such as "My Plugin"`))
-			}
-		}
-	}
-	if top.require("version", `version = "1.0.0"`) {
-		if v, ok := top.str("version"); ok {
-			m.Version = v
-			sv, err := parseVersion(v)
-			if err != nil {
-				p.fail("version", err)
-			}
-			m.version = sv
-		}
-	}
-	m.Description, _ = top.str("description")
-	m.Author, _ = top.str("author")
-	if host, ok := top.str("host"); ok && host != "" {
-		m.Host = host
-		c, err := parseConstraint(host)
-		if err != nil {
-			p.fail("host", fmt.Errorf("%w; this host provides plugin API %s", err, APIVersion))
-		}
-		m.host = c
-	}
-
+	p.id(top)
+	p.name(top)
+	p.version(top)
+	p.m.Description, _ = top.str("description")
+	p.m.Author, _ = top.str("author")
+	p.host(top)
 	p.dependencies(top)
 	p.permissions(top)
 	p.config(top)
 	p.settingGroups(top)
 	p.settings(top)
+}
+
+// id reads the required id, which later errors name as their plugin.
+func (p *manifestParser) id(top tomlTable) {
+	if !top.require("id", `id = "my-plugin"`) {
+		return
+	}
+	if id, ok := top.str("id"); ok {
+		p.plugin = id
+		p.m.ID = id
+		if err := validateID(id); err != nil {
+			p.fail("id", err)
+		}
+	}
+}
+
+// name reads the required name, which must not be blank.
+func (p *manifestParser) name(top tomlTable) {
+	if !top.require("name", `name = "My Plugin"`) {
+		return
+	}
+	if name, ok := top.str("name"); ok {
+		p.m.Name = name
+		if strings.TrimSpace(name) == "" {
+			p.fail("name", errors.New(`must not be empty: give the plugin a human-readable name such as "My Plugin"`))
+		}
+	}
+}
+
+// version reads the required version, a semantic version.
+func (p *manifestParser) version(top tomlTable) {
+	if !top.require("version", `version = "1.0.0"`) {
+		return
+	}
+	if v, ok := top.str("version"); ok {
+		p.m.Version = v
+		sv, err := parseVersion(v)
+		if err != nil {
+			p.fail("version", err)
+		}
+		p.m.version = sv
+	}
+}
+
+// host reads the optional constraint on the host's plugin API version.
+func (p *manifestParser) host(top tomlTable) {
+	host, ok := top.str("host")
+	if !ok || host == "" {
+		return
+	}
+	p.m.Host = host
+	c, err := parseConstraint(host)
+	if err != nil {
+		p.fail("host", fmt.Errorf("%w; this host provides plugin API %s", err, APIVersion))
+	}
+	p.m.host = c
 }
 
 // dependencies reads [dependencies]: plugin id → version constraint.
