@@ -96,24 +96,55 @@ type Config struct {
 	DevMode bool
 }
 
-// validate checks the config and fills in defaults; every error names the
-// field.
+// validate fills in the defaults of c and checks it, reporting every
+// problem, each naming its field. It returns the sealer of Config.SecretKey,
+// nil without a key.
 func (c *Config) validate() (*secret.Sealer, error) {
-	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("pluginhost: Config."+format, args...))
+	var errs configErrors
+	if err := c.setDefaults(); err != nil {
+		errs.add("Dialect: %w", err)
 	}
-	if c.DB == nil {
-		bad("DB is required")
-	} else if c.Dialect == "" {
-		d, err := detectDialect(c.DB)
-		if err != nil {
-			bad("Dialect: %w", err)
-		}
-		c.Dialect = d
+	c.checkDatabase(&errs)
+	c.checkDurations(&errs)
+	sealer := c.checkSecretKey(&errs)
+	c.checkMiddleware(&errs)
+	c.checkRequired(&errs)
+	groups := c.checkCoreSettingGroups(&errs)
+	c.checkCoreSettings(&errs, groups, sealer)
+	return sealer, errors.Join(errs...)
+}
+
+// configErrors collects the problems validate finds.
+type configErrors []error
+
+// add records a problem; format starts with the field's name.
+func (e *configErrors) add(format string, args ...any) {
+	*e = append(*e, fmt.Errorf("pluginhost: Config."+format, args...))
+}
+
+// durationField is a duration of Config with its default.
+type durationField struct {
+	name string
+	v    *time.Duration
+	def  time.Duration
+}
+
+// durations lists the durations of c whose zero value means a default.
+func (c *Config) durations() []durationField {
+	return []durationField{
+		{"HookTimeout", &c.HookTimeout, 30 * time.Second},
+		{"PanicWindow", &c.PanicWindow, time.Minute},
+		{"HealthTimeout", &c.HealthTimeout, 5 * time.Second},
 	}
-	if c.Dialect != "" && c.Dialect != SQLite && c.Dialect != Postgres {
-		bad("Dialect %q is not supported; use %q or %q", c.Dialect, SQLite, Postgres)
+}
+
+// setDefaults fills in the fields left at their zero value with the
+// defaults their comments give. An empty Dialect is detected from DB's
+// driver; the error says why it could not be.
+func (c *Config) setDefaults() error {
+	var err error
+	if c.DB != nil && c.Dialect == "" {
+		c.Dialect, err = detectDialect(c.DB)
 	}
 	if c.Registry == nil {
 		c.Registry = DefaultRegistry
@@ -124,68 +155,105 @@ func (c *Config) validate() (*secret.Sealer, error) {
 	if c.LookupEnv == nil {
 		c.LookupEnv = os.LookupEnv
 	}
-	for _, d := range []struct {
-		name string
-		v    *time.Duration
-		def  time.Duration
-	}{{"HookTimeout", &c.HookTimeout, 30 * time.Second}, {"PanicWindow", &c.PanicWindow, time.Minute}, {"HealthTimeout", &c.HealthTimeout, 5 * time.Second}} {
-		switch {
-		case *d.v < 0:
-			bad("%s is negative", d.name)
-		case *d.v == 0:
+	for _, d := range c.durations() {
+		if *d.v == 0 {
 			*d.v = d.def
 		}
 	}
 	if c.PanicLimit == 0 {
 		c.PanicLimit = 5
 	}
-	var sealer *secret.Sealer
-	if c.SecretKey != nil {
-		s, err := secret.New(c.SecretKey)
-		if err != nil {
-			bad("SecretKey: %w", err)
-		}
-		sealer = s
+	return err
+}
+
+// checkDatabase requires DB and a supported Dialect.
+func (c *Config) checkDatabase(errs *configErrors) {
+	if c.DB == nil {
+		errs.add("DB is required")
 	}
+	if c.Dialect != "" && c.Dialect != SQLite && c.Dialect != Postgres {
+		errs.add("Dialect %q is not supported; use %q or %q", c.Dialect, SQLite, Postgres)
+	}
+}
+
+// checkDurations rejects negative durations.
+func (c *Config) checkDurations(errs *configErrors) {
+	for _, d := range c.durations() {
+		if *d.v < 0 {
+			errs.add("%s is negative", d.name)
+		}
+	}
+}
+
+// checkSecretKey returns the sealer of SecretKey, nil when there is no key
+// or it is not a valid key.
+func (c *Config) checkSecretKey(errs *configErrors) *secret.Sealer {
+	if c.SecretKey == nil {
+		return nil
+	}
+	s, err := secret.New(c.SecretKey)
+	if err != nil {
+		errs.add("SecretKey: %w", err)
+	}
+	return s
+}
+
+// checkMiddleware rejects nil middleware.
+func (c *Config) checkMiddleware(errs *configErrors) {
 	for i, mw := range c.Middleware {
 		if mw == nil {
-			bad("Middleware[%d] is nil", i)
+			errs.add("Middleware[%d] is nil", i)
 		}
 	}
+}
+
+// checkRequired rejects plugins both required and disabled.
+func (c *Config) checkRequired(errs *configErrors) {
 	disabled := map[string]bool{}
 	for _, id := range c.Disabled {
 		disabled[id] = true
 	}
 	for _, id := range c.Required {
 		if disabled[id] {
-			bad("Required: plugin %q is also in Config.Disabled", id)
+			errs.add("Required: plugin %q is also in Config.Disabled", id)
 		}
 	}
+}
+
+// checkCoreSettingGroups checks the host's setting groups and returns
+// their ids.
+func (c *Config) checkCoreSettingGroups(errs *configErrors) map[string]bool {
 	groups := map[string]bool{}
 	for i, g := range c.CoreSettingGroups {
 		if err := validateGroup(g); err != nil {
-			bad("CoreSettingGroups[%d]: %w", i, err)
+			errs.add("CoreSettingGroups[%d]: %w", i, err)
 		}
 		if groups[g.ID] {
-			bad("CoreSettingGroups[%d]: group id %q is defined twice", i, g.ID)
+			errs.add("CoreSettingGroups[%d]: group id %q is defined twice", i, g.ID)
 		}
 		groups[g.ID] = true
 	}
+	return groups
+}
+
+// checkCoreSettings checks the host's settings, each on its own and against
+// the others: their groups must be among groups, and an encrypted default
+// needs sealer.
+func (c *Config) checkCoreSettings(errs *configErrors, groups map[string]bool, sealer *secret.Sealer) {
 	keys := map[string]bool{}
 	for i, s := range c.CoreSettings {
 		if err := validateSetting(s); err != nil {
-			bad("CoreSettings[%d]: %w", i, err)
+			errs.add("CoreSettings[%d]: %w", i, err)
 		}
 		if keys[s.Key] {
-			bad("CoreSettings[%d]: key %q is defined twice", i, s.Key)
+			errs.add("CoreSettings[%d]: key %q is defined twice", i, s.Key)
 		}
 		keys[s.Key] = true
 		if s.Group != "" && !groups[s.Group] {
-			bad("CoreSettings[%d]: setting %q names group %q, which Config.CoreSettingGroups does not define", i, s.Key, s.Group)
+			errs.add("CoreSettings[%d]: setting %q names group %q, which Config.CoreSettingGroups does not define", i, s.Key, s.Group)
 		}
 		if s.Encrypted && s.Default != nil && s.Default != "" && sealer == nil {
-			bad("CoreSettings[%d]: setting %q is encrypted and has a default; set Config.SecretKey", i, s.Key)
+			errs.add("CoreSettings[%d]: setting %q is encrypted and has a default; set Config.SecretKey", i, s.Key)
 		}
 	}
-	return sealer, errors.Join(errs...)
 }

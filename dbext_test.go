@@ -54,9 +54,7 @@ func (e *env) indexes(table string) []string {
 
 func TestColumnTypesRoundTrip(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		p := &fake{manifest: manifest("types", "1.0.0"), tables: []pluginhost.Table{{Name: "vals", Columns: []pluginhost.Column{
 			{Name: "id", PrimaryKey: true},
 			{Name: "t", Type: pluginhost.Text},
@@ -70,13 +68,13 @@ func TestColumnTypesRoundTrip(t *testing.T) {
 		_, h := startHost(e, p)
 		ctx := context.Background()
 		db := h.DB()
-		require.Equal(t, pluginhost.Dialect(d), db.Dialect())
+		require.Equal(t, pluginhost.Dialect(e.dialect), db.Dialect())
 		require.Same(t, e.db, db.SQL())
 
 		want := map[string]string{
 			"id": "INTEGER", "t": "TEXT", "i": "INTEGER", "r": "REAL", "b": "BOOLEAN", "ts": "TIMESTAMP", "j": "TEXT", "bl": "BLOB",
 		}
-		if d == testdb.Postgres {
+		if e.dialect == testdb.Postgres {
 			want = map[string]string{
 				"id": "bigint", "t": "text", "i": "bigint", "r": "double precision", "b": "boolean",
 				"ts": "timestamp with time zone", "j": "jsonb", "bl": "bytea",
@@ -134,16 +132,14 @@ func TestColumnTypesRoundTrip(t *testing.T) {
 
 func TestInferredColumnTypes(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		p := &fake{manifest: manifest("infer", "1.0.0"), tables: []pluginhost.Table{{Name: "t", Columns: []pluginhost.Column{
 			{Name: "id", PrimaryKey: true}, {Name: "count"}, {Name: "created_at"}, {Name: "birthdate"},
 			{Name: "message"}, {Name: "account_id"}, {Name: "discount"}, {Name: "at_home"}, {Name: "dated_by"},
 		}}}}
 		startHost(e, p)
 		integer, timestamp, text := "INTEGER", "TIMESTAMP", "TEXT"
-		if d == testdb.Postgres {
+		if e.dialect == testdb.Postgres {
 			integer, timestamp, text = "bigint", "timestamp with time zone", "text"
 		}
 		require.Equal(t, map[string]string{
@@ -155,9 +151,7 @@ func TestInferredColumnTypes(t *testing.T) {
 
 func TestTableConstraintsAndDefaults(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		p := &fake{manifest: manifest("c", "1.0.0"), tables: []pluginhost.Table{{
 			Name:       "rows",
 			PrimaryKey: []string{"a", "b"},
@@ -208,9 +202,7 @@ func TestTableConstraintsAndDefaults(t *testing.T) {
 
 func TestForeignKeyCascade(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		p := &fake{manifest: manifest("fk", "1.0.0"), tables: []pluginhost.Table{
 			// Declared before the table it references: creation order follows the references.
 			{Name: "items", Columns: []pluginhost.Column{
@@ -244,9 +236,7 @@ func TestForeignKeyCascade(t *testing.T) {
 
 func TestIndexesExist(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		p := &fake{manifest: manifest("ix", "1.0.0"), tables: []pluginhost.Table{{
 			Name:    "t",
 			Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}, {Name: "title"}, {Name: "a"}, {Name: "b"}},
@@ -297,9 +287,7 @@ func TestPhysicalTableName(t *testing.T) {
 
 func TestPhysicalNamesDoNotCollide(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		// "a-b"/"c_d", "a-b-c"/"d" and "a"/"b_c_d" would all be "a_b_c_d" with
 		// a one-underscore separator.
 		col := []pluginhost.Column{{Name: "id", PrimaryKey: true}, {Name: "owner"}}
@@ -348,9 +336,7 @@ func TestInvalidIdentifiersFailPluginBeforeSQL(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-				t.Parallel()
-				e := newEnv(t, d)
+			eachEnv(t, func(t *testing.T, e *env) {
 				prefix := strings.ReplaceAll(tt.id, "-", "_") + "__"
 				// Had any SQL of the plugin run, creating "good" would fail
 				// first, on this table taking its name.
@@ -380,13 +366,11 @@ func TestInvalidIdentifiersFailPluginBeforeSQL(t *testing.T) {
 
 func TestDBTransactionsRebind(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		_, h := startHost(e, itemsPlugin("tx"))
 		db := h.DB()
 		ctx := context.Background()
-		if d == testdb.Postgres {
+		if e.dialect == testdb.Postgres {
 			require.Equal(t, `SELECT $1, '?', $2`, db.Rebind(`SELECT ?, '?', ?`))
 		} else {
 			require.Equal(t, `SELECT ?, '?', ?`, db.Rebind(`SELECT ?, '?', ?`))

@@ -1,304 +1,313 @@
 package pluginhost
 
 import (
+	"errors"
 	"fmt"
-	"math"
+	"regexp"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/pluginhost/pluginhost/internal/tomlpos"
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/pluginhost/pluginhost/internal/pluginid"
 )
 
-// manifestParser extracts and validates a Manifest from a decoded
-// plugin.toml, collecting every error and warning along the way.
-type manifestParser struct {
-	m      *Manifest
-	lines  tomlpos.Lines
-	plugin string // the id field, once read; for ManifestError.Plugin
-	errs   []error
-	warns  []manifestWarning
+// Limits on the other names a manifest declares.
+const (
+	maxConfigKeyLen  = 64
+	maxSettingKeyLen = 128
+)
+
+var (
+	configKeyRE  = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+	groupIDRE    = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+	settingKeyRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$`)
+	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// parse reads the top-level table of plugin.toml into p.m.
+func (p *manifestParser) parse(top tomlTable) {
+	top.warnUnknown("id", "name", "version", "description", "author", "host",
+		"dependencies", "permissions", "config", "setting_groups", "settings")
+	p.id(top)
+	p.name(top)
+	p.version(top)
+	p.m.Description, _ = top.str("description")
+	p.m.Author, _ = top.str("author")
+	p.host(top)
+	p.dependencies(top)
+	p.permissions(top)
+	p.config(top)
+	p.settingGroups(top)
+	p.settings(top)
 }
 
-// manifestWarning is an entry of Manifest.Warnings, sorted by line.
-type manifestWarning struct {
-	line int
-	msg  string
-}
-
-// fail records a problem with the field at path.
-func (p *manifestParser) fail(path string, err error) {
-	p.errs = append(p.errs, &ManifestError{
-		Plugin: p.plugin,
-		Field:  path,
-		Line:   p.lines.Line(path),
-		Err:    err,
-	})
-}
-
-// warn records a warning about the field at path.
-func (p *manifestParser) warn(path, msg string) {
-	p.warns = append(p.warns, manifestWarning{line: p.lines.Line(path), msg: msg})
-}
-
-// at returns " (line N)" for the line of path, or "" when it is unknown.
-func (p *manifestParser) at(path string) string {
-	if line := p.lines.Line(path); line > 0 {
-		return fmt.Sprintf(" (line %d)", line)
+// id reads the required id, which later errors name as their plugin.
+func (p *manifestParser) id(top tomlTable) {
+	if !top.require("id", `id = "my-plugin"`) {
+		return
 	}
-	return ""
-}
-
-// warnings returns the warnings in the order of their lines.
-func (p *manifestParser) warnings() []string {
-	slices.SortStableFunc(p.warns, func(a, b manifestWarning) int {
-		if a.line != b.line {
-			return a.line - b.line
-		}
-		return strings.Compare(a.msg, b.msg)
-	})
-	var out []string
-	for _, w := range p.warns {
-		out = append(out, w.msg)
-	}
-	return out
-}
-
-// tomlTable is one TOML table of the manifest and its path.
-type tomlTable struct {
-	p    *manifestParser
-	path string // "" for the top level
-	m    map[string]any
-}
-
-// field returns the path of key in t.
-func (t tomlTable) field(key string) string {
-	if t.path == "" {
-		return key
-	}
-	return t.path + "." + key
-}
-
-// has reports whether key is present.
-func (t tomlTable) has(key string) bool {
-	_, ok := t.m[key]
-	return ok
-}
-
-// require reports key as missing when it is absent; example shows how to
-// write it.
-func (t tomlTable) require(key, example string) bool {
-	if t.has(key) {
-		return true
-	}
-	t.p.fail(t.field(key), fmt.Errorf("missing required field: add %s", example))
-	return false
-}
-
-// wrongType reports that key holds v where want (with its article) was
-// expected.
-func (t tomlTable) wrongType(key, want string, v any) {
-	hint := ""
-	switch v.(type) {
-	case int64, float64, bool, time.Time:
-		if want == "a string" {
-			hint = ": put the value in quotes"
+	if id, ok := top.str("id"); ok {
+		p.plugin = id
+		p.m.ID = id
+		if err := validateID(id); err != nil {
+			p.fail("id", err)
 		}
 	}
-	t.p.fail(t.field(key), fmt.Errorf("must be %s, not %s%s", want, tomlType(v), hint))
 }
 
-// str returns the string at key; ok is false when it is absent or of
-// another type, which is reported.
-func (t tomlTable) str(key string) (s string, ok bool) {
-	v, present := t.m[key]
-	if !present {
-		return "", false
+// name reads the required name, which must not be blank.
+func (p *manifestParser) name(top tomlTable) {
+	if !top.require("name", `name = "My Plugin"`) {
+		return
 	}
-	if s, ok = v.(string); !ok {
-		t.wrongType(key, "a string", v)
+	if name, ok := top.str("name"); ok {
+		p.m.Name = name
+		if strings.TrimSpace(name) == "" {
+			p.fail("name", errors.New(`must not be empty: give the plugin a human-readable name such as "My Plugin"`))
+		}
 	}
-	return s, ok
 }
 
-// boolean returns the boolean at key, reporting another type.
-func (t tomlTable) boolean(key string) (b bool, ok bool) {
-	v, present := t.m[key]
-	if !present {
-		return false, false
+// version reads the required version, a semantic version.
+func (p *manifestParser) version(top tomlTable) {
+	if !top.require("version", `version = "1.0.0"`) {
+		return
 	}
-	if b, ok = v.(bool); !ok {
-		t.wrongType(key, "a boolean (true or false)", v)
+	if v, ok := top.str("version"); ok {
+		p.m.Version = v
+		sv, err := parseVersion(v)
+		if err != nil {
+			p.fail("version", err)
+		}
+		p.m.version = sv
 	}
-	return b, ok
 }
 
-// integer returns the integer at key as an int, reporting another type.
-func (t tomlTable) integer(key string) (n int, ok bool) {
-	v, present := t.m[key]
-	if !present {
-		return 0, false
+// host reads the optional constraint on the host's plugin API version.
+func (p *manifestParser) host(top tomlTable) {
+	host, ok := top.str("host")
+	if !ok || host == "" {
+		return
 	}
-	i, ok := v.(int64)
+	p.m.Host = host
+	c, err := parseConstraint(host)
+	if err != nil {
+		p.fail("host", fmt.Errorf("%w; this host provides plugin API %s", err, APIVersion))
+	}
+	p.m.host = c
+}
+
+// dependencies reads [dependencies]: plugin id → version constraint.
+func (p *manifestParser) dependencies(top tomlTable) {
+	deps, ok := top.sub("dependencies", "[dependencies]")
 	if !ok {
-		t.wrongType(key, "an integer", v)
-		return 0, false
+		return
 	}
-	if i < math.MinInt || i > math.MaxInt {
-		t.p.fail(t.field(key), fmt.Errorf("%d is out of range", i))
-		return 0, false
+	for _, id := range deps.keys() {
+		field := deps.field(id)
+		constraint, ok := deps.str(id)
+		if !ok {
+			continue
+		}
+		if p.m.Dependencies == nil {
+			p.m.Dependencies = map[string]string{}
+			p.m.deps = map[string]*semver.Constraints{}
+		}
+		p.m.Dependencies[id] = constraint
+		if pluginid.Reserved(id) {
+			p.fail(field, fmt.Errorf("%q is the host, not a plugin: remove this dependency and constrain the host's version with host = \"...\" instead", id))
+			continue
+		}
+		if err := validateID(id); err != nil {
+			p.fail(field, fmt.Errorf("dependency %w", err))
+			continue
+		}
+		if id == p.plugin {
+			p.fail(field, fmt.Errorf("plugin %q cannot depend on itself: remove this line", id))
+			continue
+		}
+		c, err := parseConstraint(constraint)
+		if err != nil {
+			p.fail(field, err)
+			continue
+		}
+		p.m.deps[id] = c
 	}
-	return int(i), true
 }
 
-// sub returns the table at key, reporting another type; syntax shows how a
-// table is written there.
-func (t tomlTable) sub(key, syntax string) (tomlTable, bool) {
-	v, present := t.m[key]
-	if !present {
-		return tomlTable{}, false
-	}
-	m, ok := v.(map[string]any)
+// permissions reads the permissions array. Duplicates are dropped with a
+// warning.
+func (p *manifestParser) permissions(top tomlTable) {
+	v, ok := top.m["permissions"]
 	if !ok {
-		t.wrongType(key, "a table ("+syntax+")", v)
-		return tomlTable{}, false
+		return
 	}
-	return tomlTable{p: t.p, path: t.field(key), m: m}, true
+	list, ok := v.([]any)
+	if !ok {
+		top.wrongType("permissions", "an array of strings", v)
+		return
+	}
+	for i, e := range list {
+		field := fmt.Sprintf("permissions[%d]", i)
+		s, ok := e.(string)
+		switch {
+		case !ok:
+			p.fail(field, fmt.Errorf("must be a string, not %s", tomlType(e)))
+		case s == "":
+			p.fail(field, errors.New("must not be empty: remove it or name the permission"))
+		case slices.Contains(p.m.Permissions, s):
+			p.warn(field, fmt.Sprintf("permission %q listed twice%s: the duplicate is ignored", s, p.at(field)))
+		default:
+			p.m.Permissions = append(p.m.Permissions, s)
+		}
+	}
 }
 
-// tables returns the array of tables at key, written [[key]] or as an array
-// of inline tables, reporting another type.
-func (t tomlTable) tables(key string) []tomlTable {
-	v, present := t.m[key]
-	if !present {
-		return nil
+// config reads the [config.<key>] tables, in the order of their keys.
+func (p *manifestParser) config(top tomlTable) {
+	config, ok := top.sub("config", "[config.<key>]")
+	if !ok {
+		return
 	}
-	var maps []map[string]any
-	switch v := v.(type) {
-	case []map[string]any:
-		maps = v
-	case []any:
-		for i, e := range v {
-			m, ok := e.(map[string]any)
-			if !ok {
-				elem := fmt.Sprintf("%s[%d]", t.field(key), i)
-				t.p.fail(elem, fmt.Errorf("must be a table, not %s", tomlType(e)))
-				continue
+	for _, key := range config.keys() {
+		t, ok := config.sub(key, "[config."+key+"]")
+		if !ok {
+			continue
+		}
+		p.m.Config = append(p.m.Config, p.configField(key, t))
+	}
+}
+
+// configField reads one [config.<key>] table.
+func (p *manifestParser) configField(key string, t tomlTable) ConfigField {
+	t.warnUnknown("type", "description", "required", "secret", "default", "env")
+	f := ConfigField{Key: key}
+	switch {
+	case len(key) > maxConfigKeyLen:
+		p.fail(t.path, fmt.Errorf("config key is %d bytes long; the limit is %d", len(key), maxConfigKeyLen))
+	case !configKeyRE.MatchString(key):
+		p.fail(t.path, fmt.Errorf("config key %q must start with a lowercase letter and contain only lowercase letters, digits, \"_\" and \"-\"", key))
+	}
+	f.Type, _ = t.valueType()
+	f.Description, _ = t.str("description")
+	f.Required, _ = t.boolean("required")
+	f.Secret, _ = t.boolean("secret")
+	f.Default = t.defaultValue(f.Type)
+	if f.Required && f.Default != nil {
+		p.warn(t.field("required"), fmt.Sprintf("config %q%s: required has no effect because the default always satisfies it", key, p.at(t.field("required"))))
+	}
+	if env, ok := t.str("env"); ok {
+		f.Env = env
+		if !envNameRE.MatchString(env) {
+			p.fail(t.field("env"), fmt.Errorf("%q is not an environment variable name: use letters, digits and \"_\", not starting with a digit", env))
+		}
+	} else {
+		f.Env = defaultEnv(p.plugin, key)
+	}
+	return f
+}
+
+// defaultEnv returns PLUGINHOST_<ID>_<KEY>, upper-cased, with "-" replaced
+// by "_".
+func defaultEnv(id, key string) string {
+	name := "PLUGINHOST_" + id + "_" + key
+	return strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// settingGroups reads the [[setting_groups]] tables.
+func (p *manifestParser) settingGroups(top tomlTable) {
+	seen := map[string]string{} // group id → path of the table defining it
+	for _, t := range top.tables("setting_groups") {
+		t.warnUnknown("id", "name", "description", "icon", "sort_order")
+		var g SettingGroup
+		if t.require("id", `id = "my-group"`) {
+			if id, ok := t.str("id"); ok {
+				g.ID = id
+				switch first, dup := seen[id]; {
+				case !groupIDRE.MatchString(id):
+					p.fail(t.field("id"), fmt.Errorf("setting group id %q must start with a lowercase letter and contain only lowercase letters, digits, \"_\" and \"-\"", id))
+				case dup:
+					p.fail(t.field("id"), fmt.Errorf("duplicate setting group %q: already defined at %s%s; give each group its own id", id, first, p.at(first)))
+				default:
+					seen[id] = t.field("id")
+				}
 			}
-			maps = append(maps, m)
 		}
-		if len(maps) != len(v) {
-			return nil
-		}
-	default:
-		t.wrongType(key, fmt.Sprintf("an array of tables ([[%s]])", key), v)
-		return nil
-	}
-	out := make([]tomlTable, len(maps))
-	for i, m := range maps {
-		out[i] = tomlTable{p: t.p, path: fmt.Sprintf("%s[%d]", t.field(key), i), m: m}
-	}
-	return out
-}
-
-// keys returns the keys of t, sorted.
-func (t tomlTable) keys() []string {
-	keys := make([]string, 0, len(t.m))
-	for k := range t.m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-// warnUnknown adds a warning for each key of t that is not in known.
-func (t tomlTable) warnUnknown(known ...string) {
-	for _, k := range t.keys() {
-		if !slices.Contains(known, k) {
-			f := t.field(k)
-			t.p.warn(f, fmt.Sprintf("unknown field %q%s ignored", f, t.p.at(f)))
-		}
-	}
-}
-
-// valueType reads a required type field: "string", "number" or "boolean".
-func (t tomlTable) valueType() (ValueType, bool) {
-	if !t.require("type", `type = "string", "number" or "boolean"`) {
-		return "", false
-	}
-	s, ok := t.str("type")
-	if !ok {
-		return "", false
-	}
-	switch typ := ValueType(s); typ {
-	case StringType, NumberType, BooleanType:
-		return typ, true
-	}
-	t.p.fail(t.field("type"), fmt.Errorf(`unknown type %q: use "string", "number" or "boolean"`, s))
-	return "", false
-}
-
-// defaultValue reads the default field, which must match typ; a number is
-// returned as a float64. It returns nil when the default is absent, typ is
-// unknown (""), or the default does not match, which is reported.
-func (t tomlTable) defaultValue(typ ValueType) any {
-	v, present := t.m["default"]
-	if !present || typ == "" {
-		return nil
-	}
-	switch typ {
-	case StringType:
-		if s, ok := v.(string); ok {
-			return s
-		}
-	case NumberType:
-		switch n := v.(type) {
-		case int64:
-			return float64(n)
-		case float64:
-			if math.IsNaN(n) || math.IsInf(n, 0) {
-				t.p.fail(t.field("default"), fmt.Errorf("%v is not allowed: the default of a number must be finite", n))
-				return nil
+		if t.require("name", `name = "My Group"`) {
+			if name, ok := t.str("name"); ok {
+				g.Name = name
+				if strings.TrimSpace(name) == "" {
+					p.fail(t.field("name"), errors.New("must not be empty: the name is what users see"))
+				}
 			}
-			return n
 		}
-	case BooleanType:
-		if b, ok := v.(bool); ok {
-			return b
-		}
+		g.Description, _ = t.str("description")
+		g.Icon, _ = t.str("icon")
+		g.SortOrder, _ = t.integer("sort_order")
+		p.m.SettingGroups = append(p.m.SettingGroups, g)
 	}
-	t.p.fail(t.field("default"), fmt.Errorf("must be %s to match type = %q, not %s",
-		typeArticle[typ], typ, tomlType(v)))
-	return nil
 }
 
-// typeArticle names the TOML value each ValueType takes, for messages.
-var typeArticle = map[ValueType]string{
-	StringType:  "a string",
-	NumberType:  "a number",
-	BooleanType: "a boolean (true or false)",
+// settings reads the [[settings]] tables.
+func (p *manifestParser) settings(top tomlTable) {
+	seen := map[string]string{} // setting key → path of the key defining it
+	for _, t := range top.tables("settings") {
+		t.warnUnknown("key", "type", "default", "description", "group", "encrypted", "required")
+		var s Setting
+		if t.require("key", `key = "my-plugin.option"`) {
+			if key, ok := t.str("key"); ok {
+				s.Key = key
+				switch first, dup := seen[key]; {
+				case len(key) > maxSettingKeyLen:
+					p.fail(t.field("key"), fmt.Errorf("setting key is %d bytes long; the limit is %d", len(key), maxSettingKeyLen))
+				case !settingKeyRE.MatchString(key):
+					p.fail(t.field("key"), fmt.Errorf("%q is not a valid setting key: use dot-separated words of letters, digits, \"_\" and \"-\", starting with a letter, such as \"my-plugin.max_items\"", key))
+				case dup:
+					p.fail(t.field("key"), fmt.Errorf("duplicate setting key %q: already defined at %s%s; each key must be unique", key, first, p.at(first)))
+				default:
+					seen[key] = t.field("key")
+				}
+			}
+		}
+		s.Type, _ = t.valueType()
+		s.Default = t.defaultValue(s.Type)
+		s.Description, _ = t.str("description")
+		s.Group, _ = t.str("group")
+		s.Required, _ = t.boolean("required")
+		if enc, ok := t.boolean("encrypted"); ok {
+			s.Encrypted = enc
+			if enc && s.Type != "" && s.Type != StringType {
+				p.fail(t.field("encrypted"), fmt.Errorf("only string settings can be encrypted, and this one is a %s: remove encrypted or use type = \"string\"", s.Type))
+			}
+		}
+		p.m.Settings = append(p.m.Settings, s)
+	}
 }
 
-// tomlType names the TOML type of a decoded value, with its article, for
-// messages.
-func tomlType(v any) string {
-	switch v.(type) {
-	case string:
-		return "a string"
-	case int64:
-		return "an integer"
-	case float64:
-		return "a float"
-	case bool:
-		return "a boolean"
-	case time.Time:
-		return "a datetime"
-	case []map[string]any:
-		return "an array of tables"
-	case []any:
-		return "an array"
-	case map[string]any:
-		return "a table"
+// parseVersion parses a version in the full MAJOR.MINOR.PATCH form of
+// SemVer 2.0.0. For a version that is only nearly right, such as "1.0" or
+// "v1.2.3", the error says how to write it.
+func parseVersion(v string) (*semver.Version, error) {
+	sv, err := semver.StrictNewVersion(v)
+	if err == nil {
+		return sv, nil
 	}
-	return fmt.Sprintf("a %T", v)
+	if loose, lerr := semver.NewVersion(v); lerr == nil {
+		return nil, fmt.Errorf("%q is not a semantic version: write %q (MAJOR.MINOR.PATCH): %w", v, loose.String(), err)
+	}
+	return nil, fmt.Errorf("%q is not a semantic version: %w", v, err)
+}
+
+// parseConstraint parses a semver constraint such as "^1.2.0" or
+// ">= 1.0.0, < 2.0.0".
+func parseConstraint(c string) (*semver.Constraints, error) {
+	if strings.TrimSpace(c) == "" {
+		return nil, errors.New(`empty version constraint: use "*" to accept any version`)
+	}
+	cs, err := semver.NewConstraint(c)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a version constraint (such as \"^1.2.0\" or \">= 1.0.0, < 2.0.0\"): %w", c, err)
+	}
+	return cs, nil
 }

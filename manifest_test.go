@@ -12,6 +12,8 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/Masterminds/semver/v3"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pluginhost/pluginhost/internal/pluginid"
 )
 
 // readManifest reads testdata/manifests/<name>.
@@ -511,7 +513,7 @@ func FuzzParseManifest(f *testing.F) {
 			return
 		}
 		require.NoError(t, validateID(m.ID))
-		require.LessOrEqual(t, len(m.ID), maxIDLen)
+		require.LessOrEqual(t, len(m.ID), pluginid.MaxLen)
 		_, err = semver.StrictNewVersion(m.Version)
 		require.NoError(t, err)
 		require.NotNil(t, m.version)

@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pluginhost/pluginhost"
-	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
 // failureLog returns the log line that reports a plugin's failure.
@@ -25,9 +24,7 @@ func failureLog(t *testing.T, logs *logBuffer, id string) string {
 
 func TestPluginMigrationsRunAfterTables(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		files := map[string]string{
 			"0001_rank.sql":  `ALTER TABLE p__items ADD COLUMN rank INTEGER NOT NULL DEFAULT 0`,
 			"0002_first.sql": `INSERT INTO p__items (title, rank) VALUES ('from migration', 7)`,
@@ -54,9 +51,7 @@ func TestPluginMigrationsRunAfterTables(t *testing.T) {
 
 func TestChangedPluginMigrationFailsPlugin(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		p := itemsPlugin("p")
 		p.migrations = sqlFiles(map[string]string{"0001_rank.sql": `ALTER TABLE p__items ADD COLUMN rank INTEGER`})
 		e.start(e.config(p))
@@ -114,9 +109,7 @@ func TestPluginSchemaIsAtomic(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-				t.Parallel()
-				e := newEnv(t, d)
+			eachEnv(t, func(t *testing.T, e *env) {
 				core := sqlFiles(map[string]string{"0001_core.sql": `CREATE TABLE core_t (x INTEGER)`})
 				cfg := e.config()
 				cfg.CoreMigrations = core
@@ -187,9 +180,7 @@ func TestChangedTableFailsPlugin(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-				t.Parallel()
-				e := newEnv(t, d)
+			eachEnv(t, func(t *testing.T, e *env) {
 				keep := pluginhost.Table{Name: "keep", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}}}
 				p := &fake{manifest: manifest("p", "1.0.0"), tables: []pluginhost.Table{{Name: "items", Columns: base()}, keep}}
 				e.start(e.config(p))
@@ -217,9 +208,7 @@ func TestChangedTableFailsPlugin(t *testing.T) {
 
 func TestDevModeRecreatesChangedTables(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		tables := func(listCols ...pluginhost.Column) []pluginhost.Table {
 			return []pluginhost.Table{
 				{Name: "lists", Columns: append([]pluginhost.Column{{Name: "id", PrimaryKey: true}, {Name: "name"}}, listCols...)},
@@ -277,9 +266,7 @@ func TestDevModeRecreatesChangedTables(t *testing.T) {
 
 func TestWarmBootAppliesNothing(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		var seeds atomic.Int32
 		p := itemsPlugin("p")
 		p.migrations = sqlFiles(map[string]string{"0001_rank.sql": `ALTER TABLE p__items ADD COLUMN rank INTEGER`})
@@ -319,9 +306,7 @@ func TestWarmBootAppliesNothing(t *testing.T) {
 
 func TestUndeclaredTableIsKeptWithOneWarning(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		table := func(name string) pluginhost.Table {
 			return pluginhost.Table{Name: name, Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}}}
 		}

@@ -152,9 +152,7 @@ func itemsPlugin(id string) *fake {
 
 func TestStartCreatesLibraryTablesAndLedger(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		e.start(e.config(itemsPlugin("p")))
 		for _, name := range []string{"pluginhost_ledger", "pluginhost_settings", "pluginhost_plugins", "p__items"} {
 			require.True(t, e.hasTable(name), name)
@@ -167,9 +165,7 @@ func TestStartCreatesLibraryTablesAndLedger(t *testing.T) {
 
 func TestCoreMigrationsApplyInNumericOrder(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		files := map[string]string{
 			"sqlite/0001_steps.sql":   `CREATE TABLE steps (n INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT NOT NULL)`,
 			"postgres/0001_steps.sql": `CREATE TABLE steps (n serial PRIMARY KEY, v text NOT NULL)`,
@@ -184,7 +180,7 @@ func TestCoreMigrationsApplyInNumericOrder(t *testing.T) {
 		e.start(cfg)
 		require.Equal(t, []string{"0002", "0010", "9999", "9999b", "10000"}, e.strings(`SELECT v FROM steps ORDER BY n`))
 
-		dir := string(d) + "/"
+		dir := string(e.dialect) + "/"
 		want := map[string]string{}
 		for _, v := range []string{"0001_steps", "0002_two", "0010_ten", "9999_nines", "10000_big"} {
 			body, ok := files[v+".sql"]
@@ -201,9 +197,7 @@ func TestCoreMigrationsApplyInNumericOrder(t *testing.T) {
 
 func TestFailingCoreMigrationLeavesDatabaseAsBefore(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		good := map[string]string{
 			"0001_a.sql": `CREATE TABLE core_a (x INTEGER)`,
 			"0002_b.sql": `CREATE TABLE core_b (x INTEGER); INSERT INTO core_b (x) VALUES (2)`,
@@ -245,9 +239,7 @@ func TestFailingCoreMigrationLeavesDatabaseAsBefore(t *testing.T) {
 
 func TestChangedCoreMigrationIsRefused(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		cfg := e.config()
 		cfg.CoreMigrations = sqlFiles(map[string]string{"0001_a.sql": `CREATE TABLE core_a (x INTEGER)`})
 		e.start(cfg)
@@ -283,16 +275,14 @@ func TestCoreMigrationBadFileNames(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-				t.Parallel()
-				e := newEnv(t, d)
+			eachEnv(t, func(t *testing.T, e *env) {
 				cfg := e.config()
 				cfg.CoreMigrations = sqlFiles(tt.files)
 				_, err := e.tryStart(cfg)
 				require.Error(t, err)
 				require.Contains(t, err.Error(), "CoreMigrations")
 				for _, w := range tt.want {
-					require.Contains(t, err.Error(), string(d)+"/"+w)
+					require.Contains(t, err.Error(), string(e.dialect)+"/"+w)
 				}
 				require.False(t, e.hasTable("pluginhost_ledger"), "a broken Config writes nothing, not even the ledger")
 			})
@@ -302,11 +292,9 @@ func TestCoreMigrationBadFileNames(t *testing.T) {
 
 func TestCoreMigrationsWithoutDialectFolder(t *testing.T) {
 	t.Parallel()
-	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
-		t.Parallel()
-		e := newEnv(t, d)
+	eachEnv(t, func(t *testing.T, e *env) {
 		other := "postgres"
-		if d == testdb.Postgres {
+		if e.dialect == testdb.Postgres {
 			other = "sqlite"
 		}
 		cfg := e.config(itemsPlugin("p"))

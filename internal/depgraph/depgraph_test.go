@@ -76,6 +76,65 @@ func TestSort(t *testing.T) {
 	}
 }
 
+func TestSortInOrder(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		nodes  []string
+		deps   map[string][]string
+		order  []string
+		cycles map[string]string
+	}{
+		{
+			name:   "no edges keeps the given order",
+			nodes:  []string{"c", "a", "b"},
+			order:  []string{"c", "a", "b"},
+			cycles: map[string]string{},
+		},
+		{
+			name:   "dependencies first, ties by position",
+			nodes:  []string{"notes", "users", "tags", "accounts"},
+			deps:   map[string][]string{"notes": {"users", "tags"}, "users": {"accounts"}},
+			order:  []string{"tags", "accounts", "users", "notes"},
+			cycles: map[string]string{},
+		},
+		{
+			name:   "cycle written from its earliest node",
+			nodes:  []string{"root", "x", "c", "b"},
+			deps:   map[string][]string{"x": {"root", "b"}, "c": {"x"}, "b": {"c"}},
+			order:  []string{"root"},
+			cycles: map[string]string{"x": "x -> b -> c -> x", "b": "x -> b -> c -> x", "c": "x -> b -> c -> x"},
+		},
+		{
+			name:   "cycle reached from an earlier node",
+			nodes:  []string{"z", "b", "a"},
+			deps:   map[string][]string{"z": {"a"}, "a": {"b"}, "b": {"a"}},
+			order:  []string{"z"},
+			cycles: map[string]string{"a": "b -> a -> b", "b": "b -> a -> b"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res := SortInOrder(tt.nodes, tt.deps)
+			require.Equal(t, tt.order, res.Order)
+			require.Equal(t, tt.cycles, res.Cycles)
+		})
+	}
+}
+
+func TestSortIgnoresTheOrderOfNodes(t *testing.T) {
+	t.Parallel()
+	deps := map[string][]string{"x": {"y"}, "y": {"z"}, "z": {"x"}, "user": {"z"}, "b": {"a"}}
+	want := Sort([]string{"a", "b", "user", "x", "y", "z"}, deps)
+	for _, nodes := range [][]string{
+		{"z", "y", "x", "user", "b", "a"},
+		{"user", "a", "z", "b", "x", "y"},
+	} {
+		require.Equal(t, want, Sort(nodes, deps))
+	}
+}
+
 func TestSortOrderRespectsEveryEdge(t *testing.T) {
 	t.Parallel()
 	nodes := []string{}

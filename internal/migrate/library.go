@@ -3,6 +3,9 @@ package migrate
 import (
 	"embed"
 	"io/fs"
+
+	"github.com/pluginhost/pluginhost/internal/dialect"
+	"github.com/pluginhost/pluginhost/internal/pluginid"
 )
 
 //go:embed library
@@ -14,17 +17,17 @@ var library embed.FS
 var Library, _ = fs.Sub(library, "library")
 
 // The ledger lines of pluginhost's own tables and of the host's core
-// migrations. Plugin ids "pluginhost" and "core" are reserved for them.
+// migrations: the ids [pluginid.Reserved] keeps from plugins.
 const (
-	LibraryLine = "pluginhost"
-	CoreLine    = "core"
+	LibraryLine = pluginid.Library
+	CoreLine    = pluginid.Core
 )
 
 // LedgerDDL returns the statement that creates the ledger table for a
-// dialect ("sqlite" or "postgres").
-func LedgerDDL(dialect string) string {
+// dialect.
+func LedgerDDL(d dialect.Dialect) string {
 	ts := "TIMESTAMP"
-	if dialect == "postgres" {
+	if d == dialect.Postgres {
 		ts = "timestamptz"
 	}
 	return `CREATE TABLE IF NOT EXISTS ` + LedgerTable + ` (

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pluginhost/pluginhost/internal/dialect"
 	"github.com/pluginhost/pluginhost/internal/migrate"
 	"github.com/pluginhost/pluginhost/internal/sqlgen"
 	"github.com/pluginhost/pluginhost/internal/testdb"
@@ -18,7 +19,7 @@ type txDB struct {
 	d     testdb.Dialect
 	db    *sql.DB
 	conn  *sql.Conn
-	begin string
+	begin string // the statement that begins a migration transaction
 }
 
 func openConn(t *testing.T, d testdb.Dialect) *txDB {
@@ -27,16 +28,12 @@ func openConn(t *testing.T, d testdb.Dialect) *txDB {
 	conn, err := db.Conn(t.Context())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
-	begin := "BEGIN"
-	if d == testdb.SQLite {
-		begin = "BEGIN IMMEDIATE"
-	}
 	_, err = conn.ExecContext(t.Context(), `CREATE TABLE things (name TEXT NOT NULL)`)
 	require.NoError(t, err)
-	return &txDB{d: d, db: db, conn: conn, begin: begin}
+	return &txDB{d: d, db: db, conn: conn, begin: dialect.BeginMigration(d)}
 }
 
-func (x *txDB) bind(q string) string { return sqlgen.Rebind(sqlgen.Dialect(x.d), q) }
+func (x *txDB) bind(q string) string { return sqlgen.Rebind(x.d, q) }
 
 // names lists the rows of the test table, read through the pool (another
 // connection) so that only committed rows count.
@@ -183,13 +180,7 @@ func exists(t *testing.T, x *txDB, name string) bool {
 
 func tableExists(x *txDB) func(context.Context, string) (bool, error) {
 	return func(ctx context.Context, name string) (bool, error) {
-		q := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
-		if x.d == testdb.Postgres {
-			q = `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1`
-		}
-		var n int
-		err := x.db.QueryRowContext(ctx, q, name).Scan(&n)
-		return n > 0, err
+		return dialect.TableExists(ctx, x.d, x.db, name)
 	}
 }
 
@@ -205,7 +196,7 @@ func TestLedgerLoadAndRecord(t *testing.T) {
 		require.False(t, ok)
 		require.Empty(t, l)
 
-		_, err = x.conn.ExecContext(ctx, migrate.LedgerDDL(string(d)))
+		_, err = x.conn.ExecContext(ctx, migrate.LedgerDDL(d))
 		require.NoError(t, err)
 		a := migrate.Entry{Line: "core", Version: "0001_a", Checksum: "aaa"}
 		b := migrate.Entry{Line: "notes", Version: "table:notes", Checksum: "bbb", Definition: `{"name":"notes"}`}
@@ -234,7 +225,7 @@ func TestLedgerRefresh(t *testing.T) {
 		t.Parallel()
 		x := openConn(t, d)
 		ctx := t.Context()
-		_, err := x.conn.ExecContext(ctx, migrate.LedgerDDL(string(d)))
+		_, err := x.conn.ExecContext(ctx, migrate.LedgerDDL(d))
 		require.NoError(t, err)
 
 		// l was loaded before another process applied "0002_b" and the

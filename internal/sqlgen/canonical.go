@@ -111,13 +111,28 @@ func Diff(oldCanonical, newCanonical string) string {
 	if o.Name != n.Name {
 		parts = append(parts, fmt.Sprintf("table name %q → %q", o.Name, n.Name))
 	}
-	oldCols := make(map[string]canonColumn, len(o.Columns))
-	for _, c := range o.Columns {
+	parts = append(parts, columnsDiff(o.Columns, n.Columns)...)
+	parts = append(parts, indexesDiff(o.Indexes, n.Indexes)...)
+	if !slices.Equal(o.PrimaryKey, n.PrimaryKey) {
+		parts = append(parts, fmt.Sprintf("primary key %s → %s", list(o.PrimaryKey), list(n.PrimaryKey)))
+	}
+	if len(parts) == 0 {
+		return "definition changed (only in form)"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// columnsDiff lists the columns added, changed and removed, and a change of
+// the order of the columns kept.
+func columnsDiff(o, n []canonColumn) []string {
+	var parts []string
+	oldCols := make(map[string]canonColumn, len(o))
+	for _, c := range o {
 		oldCols[c.Name] = c
 	}
-	newCols := make(map[string]bool, len(n.Columns))
+	newCols := make(map[string]bool, len(n))
 	var oldOrder, newOrder []string
-	for _, c := range n.Columns {
+	for _, c := range n {
 		newCols[c.Name] = true
 		oc, ok := oldCols[c.Name]
 		if !ok {
@@ -127,7 +142,7 @@ func Diff(oldCanonical, newCanonical string) string {
 		newOrder = append(newOrder, c.Name)
 		parts = append(parts, columnChanges(oc, c)...)
 	}
-	for _, c := range o.Columns {
+	for _, c := range o {
 		if !newCols[c.Name] {
 			parts = append(parts, fmt.Sprintf("column %q removed", c.Name))
 		} else {
@@ -137,23 +152,23 @@ func Diff(oldCanonical, newCanonical string) string {
 	if !slices.Equal(oldOrder, newOrder) {
 		parts = append(parts, fmt.Sprintf("column order %s → %s", list(oldOrder), list(newOrder)))
 	}
-	for _, ix := range o.Indexes {
-		if !slices.ContainsFunc(n.Indexes, ix.equal) {
+	return parts
+}
+
+// indexesDiff lists the indexes removed and added.
+func indexesDiff(o, n []canonIndex) []string {
+	var parts []string
+	for _, ix := range o {
+		if !slices.ContainsFunc(n, ix.equal) {
 			parts = append(parts, indexLabel(ix.Columns, ix.Unique)+" removed")
 		}
 	}
-	for _, ix := range n.Indexes {
-		if !slices.ContainsFunc(o.Indexes, ix.equal) {
+	for _, ix := range n {
+		if !slices.ContainsFunc(o, ix.equal) {
 			parts = append(parts, indexLabel(ix.Columns, ix.Unique)+" added")
 		}
 	}
-	if !slices.Equal(o.PrimaryKey, n.PrimaryKey) {
-		parts = append(parts, fmt.Sprintf("primary key %s → %s", list(o.PrimaryKey), list(n.PrimaryKey)))
-	}
-	if len(parts) == 0 {
-		return "definition changed (only in form)"
-	}
-	return strings.Join(parts, "; ")
+	return parts
 }
 
 func (ix canonIndex) equal(other canonIndex) bool {

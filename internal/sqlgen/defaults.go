@@ -18,64 +18,76 @@ var timestampLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999
 // Integer defaults are any Go integer type; a float is rejected even when it
 // has no fraction, so that the declaration says what it means.
 func normalizeDefault(typ string, v any) (norm any, problem string) {
-	mismatch := func() string {
-		return fmt.Sprintf("default %s, the column is %s", describe(v), typ)
-	}
 	switch typ {
 	case TypeText, TypeJSON, TypeTimestamp:
 		s, ok := v.(string)
 		if !ok {
-			return nil, mismatch()
+			return nil, mismatch(typ, v)
 		}
 		return s, stringProblem(typ, s)
 	case TypeInteger:
-		i, ok, inRange := toInt64(v)
-		switch {
-		case !ok:
-			if isFloat(v) {
-				return nil, mismatch() + " (write an integer)"
-			}
-			return nil, mismatch()
-		case !inRange:
-			return nil, fmt.Sprintf("default %v is out of the range of a 64-bit integer", v)
-		}
-		return i, ""
+		return normalizeInteger(v)
 	case TypeReal:
-		if i, ok, inRange := toInt64(v); ok {
-			if !inRange {
-				return nil, fmt.Sprintf("default %v is out of the range of a 64-bit integer", v)
-			}
-			f := float64(i)
-			if f >= 0x1p63 || int64(f) != i {
-				return nil, fmt.Sprintf("default %v cannot be represented exactly as a real", v)
-			}
-			return f, ""
-		}
-		var f float64
-		switch x := v.(type) {
-		case float32:
-			// Keep the shortest decimal of the float32, not its float64
-			// expansion: float32(0.1) is 0.1, not 0.10000000149011612.
-			f, _ = strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
-		case float64:
-			f = x
-		default:
-			return nil, mismatch()
-		}
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return nil, fmt.Sprintf("default %v is not a finite number", f)
-		}
-		return f, ""
+		return normalizeReal(v)
 	case TypeBoolean:
 		b, ok := v.(bool)
 		if !ok {
-			return nil, mismatch()
+			return nil, mismatch(typ, v)
 		}
 		return b, ""
 	case TypeBlob:
 		return nil, "blob columns take no literal default"
 	}
 	return nil, ""
+}
+
+// mismatch says that the default v does not suit a column of type typ.
+func mismatch(typ string, v any) string {
+	return fmt.Sprintf("default %s, the column is %s", describe(v), typ)
+}
+
+// normalizeInteger checks the default of an integer column.
+func normalizeInteger(v any) (any, string) {
+	i, ok, inRange := toInt64(v)
+	switch {
+	case !ok && isFloat(v):
+		return nil, mismatch(TypeInteger, v) + " (write an integer)"
+	case !ok:
+		return nil, mismatch(TypeInteger, v)
+	case !inRange:
+		return nil, fmt.Sprintf("default %v is out of the range of a 64-bit integer", v)
+	}
+	return i, ""
+}
+
+// normalizeReal checks the default of a real column: an integer that a
+// float64 represents exactly, or a finite float.
+func normalizeReal(v any) (any, string) {
+	if i, ok, inRange := toInt64(v); ok {
+		if !inRange {
+			return nil, fmt.Sprintf("default %v is out of the range of a 64-bit integer", v)
+		}
+		f := float64(i)
+		if f >= 0x1p63 || int64(f) != i {
+			return nil, fmt.Sprintf("default %v cannot be represented exactly as a real", v)
+		}
+		return f, ""
+	}
+	var f float64
+	switch x := v.(type) {
+	case float32:
+		// Keep the shortest decimal of the float32, not its float64
+		// expansion: float32(0.1) is 0.1, not 0.10000000149011612.
+		f, _ = strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
+	case float64:
+		f = x
+	default:
+		return nil, mismatch(TypeReal, v)
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, fmt.Sprintf("default %v is not a finite number", f)
+	}
+	return f, ""
 }
 
 // stringProblem checks a string default of a text, json or timestamp column.

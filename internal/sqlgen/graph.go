@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/pluginhost/pluginhost/internal/depgraph"
 )
 
 // resolveReferences checks the foreign keys of one table against the other
@@ -43,95 +45,36 @@ func resolveReferences(r *Resolved, t *Table, byName map[string]*Resolved, errs 
 
 // orderTables returns the tables so that every table comes after the tables
 // it references, choosing at each step the earliest declared table whose
-// references are all placed. A cycle is reported as "a -> b -> a", and its
-// tables are then placed in declaration order so that further cycles are
-// found too.
+// references are all placed ([depgraph.SortInOrder]). A table's references
+// to itself do not order it. Each set of tables whose foreign keys form a
+// cycle is reported once, as "a -> b -> a" from its earliest declared table,
+// and left out of the order: Build fails then.
 func orderTables(tables []*Resolved, errs *problems) []*Resolved {
-	index := make(map[string]int, len(tables))
+	names := make([]string, len(tables))
+	byName := make(map[string]*Resolved, len(tables))
+	deps := make(map[string][]string, len(tables))
 	for i, t := range tables {
-		index[t.Name] = i
-	}
-	deps := make([][]int, len(tables))
-	for i, t := range tables {
+		names[i] = t.Name
+		byName[t.Name] = t
 		for _, c := range t.Columns {
-			if c.References == nil || c.References.Table == t.Name {
-				continue
-			}
-			if j, ok := index[c.References.Table]; ok && !containsInt(deps[i], j) {
-				deps[i] = append(deps[i], j)
+			if c.References != nil && c.References.Table != t.Name {
+				deps[t.Name] = append(deps[t.Name], c.References.Table)
 			}
 		}
 	}
-	placed := make([]bool, len(tables))
-	ready := func(i int) bool {
-		for _, j := range deps[i] {
-			if !placed[j] {
-				return false
-			}
+	sorted := depgraph.SortInOrder(names, deps)
+	reported := map[string]bool{}
+	for _, name := range names {
+		if cycle, ok := sorted.Cycles[name]; ok && !reported[cycle] {
+			reported[cycle] = true
+			errs.add(name, "", "foreign keys form a cycle: %s; drop one of the references", cycle)
 		}
-		return true
 	}
-	out := make([]*Resolved, 0, len(tables))
-	for len(out) < len(tables) {
-		next := -1
-		for i := range tables {
-			if !placed[i] && ready(i) {
-				next = i
-				break
-			}
-		}
-		if next >= 0 {
-			placed[next] = true
-			out = append(out, tables[next])
-			continue
-		}
-		cycle := findCycle(deps, placed)
-		names := make([]string, len(cycle))
-		for k, i := range cycle {
-			names[k] = tables[i].Name
-		}
-		errs.add(names[0], "", "foreign keys form a cycle: %s -> %s; drop one of the references",
-			strings.Join(names, " -> "), names[0])
-		for _, i := range cycle {
-			placed[i] = true
-			out = append(out, tables[i])
-		}
+	out := make([]*Resolved, len(sorted.Order))
+	for i, name := range sorted.Order {
+		out[i] = byName[name]
 	}
 	return out
-}
-
-// findCycle follows unplaced references from the earliest unplaced table,
-// which must lie on or lead to a cycle since no unplaced table is ready,
-// and returns the cycle in the order of the references.
-func findCycle(deps [][]int, placed []bool) []int {
-	start := 0
-	for placed[start] {
-		start++
-	}
-	pos := map[int]int{}
-	var path []int
-	for i := start; ; {
-		if k, seen := pos[i]; seen {
-			return path[k:]
-		}
-		pos[i] = len(path)
-		path = append(path, i)
-		for _, j := range deps[i] {
-			if !placed[j] {
-				i = j
-				break
-			}
-		}
-	}
-}
-
-func containsInt(list []int, v int) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // relation is a name in PostgreSQL's per-schema namespace of tables,

@@ -6,10 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-)
 
-// maxPluginID is the longest plugin id, in bytes.
-const maxPluginID = 40
+	"github.com/pluginhost/pluginhost/internal/pluginid"
+)
 
 // systemColumns are PostgreSQL's system column names; a user column with one
 // of these names is rejected by CREATE TABLE.
@@ -77,8 +76,8 @@ func Quote(ident string) string {
 // PluginPrefix returns the physical table prefix of a plugin: its id with
 // "-" replaced by "_", followed by "__" ("my-plugin" → "my_plugin__"). The
 // id is expected to be a valid slug (lowercase letters, digits and single
-// hyphens, starting with a letter, at most 40 bytes); [Build] and
-// [PhysicalTable] reject the prefix of any other id.
+// hyphens, starting with a letter, at most [pluginid.MaxLen] bytes); [Build]
+// and [PhysicalTable] reject the prefix of any other id.
 func PluginPrefix(pluginID string) string {
 	return strings.ReplaceAll(pluginID, "-", "_") + "__"
 }
@@ -95,8 +94,8 @@ func prefixProblem(prefix string) string {
 	switch {
 	case strings.HasSuffix(prefix, "__"):
 		base = strings.TrimSuffix(prefix, "__")
-		if len(base) > maxPluginID {
-			return fmt.Sprintf("invalid table prefix %q: the plugin id is %d bytes, over the limit of %d", prefix, len(base), maxPluginID)
+		if len(base) > pluginid.MaxLen {
+			return fmt.Sprintf("invalid table prefix %q: the plugin id is %d bytes, over the limit of %d", prefix, len(base), pluginid.MaxLen)
 		}
 	case strings.HasSuffix(prefix, "_"):
 		base = strings.TrimSuffix(prefix, "_")
@@ -139,7 +138,7 @@ func SplitPhysical(phys string) (idUnderscored, table string, ok bool) {
 		return "", "", false
 	}
 	id, table := phys[:i], phys[i+2:]
-	if len(id) > maxPluginID || nameProblem(id) != "" || nameProblem(table) != "" {
+	if len(id) > pluginid.MaxLen || nameProblem(id) != "" || nameProblem(table) != "" {
 		return "", "", false
 	}
 	return id, table, true

@@ -9,6 +9,8 @@ import (
 	"testing/quick"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/pluginhost/pluginhost/internal/pluginid"
 )
 
 func TestValidName(t *testing.T) {
@@ -196,7 +198,7 @@ var (
 	tableNameRE = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 )
 
-func validSlug(s string) bool  { return len(s) <= maxPluginID && slugRE.MatchString(s) }
+func validSlug(s string) bool  { return len(s) <= pluginid.MaxLen && slugRE.MatchString(s) }
 func validTable(s string) bool { return len(s) <= MaxIdentifier && tableNameRE.MatchString(s) }
 
 // requireRoundTrip checks the lemma for one valid pair.
@@ -258,7 +260,7 @@ func TestPhysicalInjectiveExhaustive(t *testing.T) {
 type pair struct{ ID, Table string }
 
 func (pair) Generate(r *rand.Rand, _ int) reflect.Value {
-	return reflect.ValueOf(pair{ID: randomName(r, "-", maxPluginID), Table: randomName(r, "_", 20)})
+	return reflect.ValueOf(pair{ID: randomName(r, "-", pluginid.MaxLen), Table: randomName(r, "_", 20)})
 }
 
 // randomName returns a valid name of segments of [ab1] joined by sep.

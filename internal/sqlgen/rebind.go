@@ -22,52 +22,66 @@ func Rebind(d Dialect, query string) string {
 		return query
 	}
 	var b strings.Builder
-	digits := 1
-	for m := marks; m >= 10; m /= 10 {
-		digits++
-	}
-	b.Grow(len(query) + marks*digits)
+	b.Grow(len(query) + marks*digits(marks))
 	var num [20]byte
 	n := 0
 	start := 0 // query[start:i] is not yet copied
 	for i := 0; i < len(query); {
-		switch c := query[i]; c {
-		case '?':
-			b.WriteString(query[start:i])
-			n++
-			b.WriteByte('$')
-			b.Write(strconv.AppendInt(num[:0], int64(n), 10))
-			i++
-			start = i
-		case '\'':
-			escapes := i > 0 && (query[i-1] == 'E' || query[i-1] == 'e') && (i < 2 || !identByte(query[i-2]))
-			i = skipQuoted(query, i+1, '\'', escapes)
-		case '"':
-			i = skipQuoted(query, i+1, '"', false)
-		case '-':
-			if i+1 < len(query) && query[i+1] == '-' {
-				if end := strings.IndexByte(query[i:], '\n'); end >= 0 {
-					i += end + 1
-				} else {
-					i = len(query)
-				}
-			} else {
-				i++
-			}
-		case '/':
-			if i+1 < len(query) && query[i+1] == '*' {
-				i = skipBlockComment(query, i+2)
-			} else {
-				i++
-			}
-		case '$':
-			i = skipDollarQuoted(query, i)
-		default:
-			i++
+		if query[i] != '?' {
+			i = skipToken(query, i)
+			continue
 		}
+		b.WriteString(query[start:i])
+		n++
+		b.WriteByte('$')
+		b.Write(strconv.AppendInt(num[:0], int64(n), 10))
+		i++
+		start = i
 	}
 	b.WriteString(query[start:])
 	return b.String()
+}
+
+// digits returns the number of decimal digits of n > 0.
+func digits(n int) int {
+	d := 1
+	for ; n >= 10; n /= 10 {
+		d++
+	}
+	return d
+}
+
+// skipToken returns the index just past what starts at q[i], which is not a
+// placeholder: a whole single-quoted string, double-quoted identifier,
+// comment or dollar-quoted string, or else that one byte.
+func skipToken(q string, i int) int {
+	switch q[i] {
+	case '\'':
+		escapes := i > 0 && (q[i-1] == 'E' || q[i-1] == 'e') && (i < 2 || !identByte(q[i-2]))
+		return skipQuoted(q, i+1, '\'', escapes)
+	case '"':
+		return skipQuoted(q, i+1, '"', false)
+	case '-':
+		if i+1 < len(q) && q[i+1] == '-' {
+			return skipLineComment(q, i+2)
+		}
+	case '/':
+		if i+1 < len(q) && q[i+1] == '*' {
+			return skipBlockComment(q, i+2)
+		}
+	case '$':
+		return skipDollarQuoted(q, i)
+	}
+	return i + 1
+}
+
+// skipLineComment returns the index just past the newline that ends a --
+// comment whose body starts at i, or the end when there is none.
+func skipLineComment(q string, i int) int {
+	if end := strings.IndexByte(q[i:], '\n'); end >= 0 {
+		return i + end + 1
+	}
+	return len(q)
 }
 
 // skipQuoted returns the index just past the closing quote of a string or

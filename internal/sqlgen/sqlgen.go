@@ -32,14 +32,17 @@
 // data and safe to use from several goroutines once built.
 package sqlgen
 
-// Dialect names an SQL dialect.
-type Dialect string
+import "github.com/pluginhost/pluginhost/internal/dialect"
+
+// Dialect is the SQL dialect, [dialect.Dialect], under the name the
+// functions of this package use.
+type Dialect = dialect.Dialect
 
 // The supported dialects. Functions taking a Dialect panic on any other
 // value: the root package validates the dialect before calling them.
 const (
-	SQLite   Dialect = "sqlite"
-	Postgres Dialect = "postgres"
+	SQLite   = dialect.SQLite
+	Postgres = dialect.Postgres
 )
 
 // The column types, as written in [Column.Type].
@@ -65,8 +68,9 @@ const (
 // names are shortened with a hash.
 const MaxIdentifier = 63
 
-// Table is a declared table, the input of [Build]. It mirrors the root
-// package's Table with plain strings.
+// Table is a declared table, the input of [Build]. Table, [Column] and
+// [Index] mirror the root package's types of the same names, field for
+// field, with plain strings; a test there fails when they drift apart.
 type Table struct {
 	// Name is the declared name: lowercase letters, digits and single
 	// underscores, starting with a letter (see [ValidName]).

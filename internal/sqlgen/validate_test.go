@@ -138,6 +138,11 @@ func TestBuildErrors(t *testing.T) {
 			{Name: "c", Columns: []Column{{Name: "id", PrimaryKey: true}, {Name: "a", Type: TypeInteger, References: "a.id"}}},
 			{Name: "b", Columns: []Column{{Name: "id", PrimaryKey: true}, {Name: "c", Type: TypeInteger, References: "c.id"}}}},
 			"a", "", "foreign keys form a cycle: a -> b -> c -> a"},
+		{"cycle named from its earliest table", testPrefix, []Table{
+			{Name: "x", Columns: []Column{{Name: "id", PrimaryKey: true}, {Name: "b", Type: TypeInteger, References: "b.id"}}},
+			{Name: "a", Columns: []Column{{Name: "id", PrimaryKey: true}, {Name: "b", Type: TypeInteger, References: "b.id"}}},
+			{Name: "b", Columns: []Column{{Name: "id", PrimaryKey: true}, {Name: "a", Type: TypeInteger, References: "a.id"}}}},
+			"a", "", "foreign keys form a cycle: a -> b -> a; drop one of the references"},
 		{"index without columns", testPrefix, []Table{{Name: "notes", Columns: []Column{{Name: "a"}}, Indexes: []Index{{}}}},
 			"notes", "", "index 1 has no columns"},
 		{"index on an unknown column", testPrefix, []Table{{Name: "notes", Columns: []Column{{Name: "a"}}, Indexes: []Index{{Columns: []string{"a", "b"}}}}},

@@ -16,6 +16,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
 	_ "github.com/mattn/go-sqlite3"    // SQLite driver "sqlite3"
+
+	"github.com/pluginhost/pluginhost/internal/dialect"
 )
 
 // Environment variables that select PostgreSQL.
@@ -24,13 +26,14 @@ const (
 	RequirePostgresEnv = "PLUGINHOST_REQUIRE_POSTGRES"
 )
 
-// Dialect names a database kind, as pluginhost.Dialect does.
-type Dialect string
+// Dialect is the SQL dialect, [dialect.Dialect], the type of
+// pluginhost.Dialect too.
+type Dialect = dialect.Dialect
 
 // The dialects.
 const (
-	SQLite   Dialect = "sqlite"
-	Postgres Dialect = "postgres"
+	SQLite   = dialect.SQLite
+	Postgres = dialect.Postgres
 )
 
 var counter atomic.Int64
@@ -170,7 +173,7 @@ func Open(t testing.TB, d Dialect) (*sql.DB, string) {
 // configured (skipped otherwise, with the reason).
 func Each(t *testing.T, fn func(t *testing.T, d Dialect)) {
 	t.Helper()
-	for _, d := range []Dialect{SQLite, Postgres} {
+	for _, d := range dialect.All {
 		t.Run(string(d), func(t *testing.T) {
 			if d == Postgres {
 				PostgresURL(t)

@@ -1,0 +1,262 @@
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/pluginhost/pluginhost/internal/dialect"
+	"github.com/pluginhost/pluginhost/internal/migrate"
+	"github.com/pluginhost/pluginhost/internal/sqlgen"
+)
+
+// tableVersionPrefix starts the ledger version of a declared table.
+const tableVersionPrefix = "table:"
+
+// tableVersion is the ledger version of a declared table.
+func tableVersion(name string) string { return tableVersionPrefix + name }
+
+// declaration is what a plugin declares for its schema: its validated
+// tables and its migrations for the dialect. It is built once per Start.
+type declaration struct {
+	schema     *sqlgen.Schema
+	migrations []migrate.Migration
+}
+
+// declare calls the plugin's Tables and Migrations and validates them.
+func (m *Manager) declare(p *plugin) (*declaration, error) {
+	var tables []Table
+	if tp, ok := p.plugin.(TableProvider); ok {
+		tables = tp.Tables()
+	}
+	schema, err := sqlgen.Build(tablePrefix(p.id), toSQLGen(tables))
+	if err != nil {
+		return nil, err
+	}
+	d := &declaration{schema: schema}
+	if mg, ok := p.plugin.(Migrator); ok {
+		if d.migrations, err = migrate.Read(mg.Migrations(), string(m.cfg.Dialect)); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// schemaPlan is the work one plugin's schema needs: nothing on a warm boot.
+type schemaPlan struct {
+	drop       []*sqlgen.Resolved // changed tables, development mode only, in drop order
+	create     []*sqlgen.Resolved // new and recreated tables, in creation order
+	migrations []migrate.Migration
+	entries    []migrate.Entry   // ledger rows to write with the work
+	changed    map[string]string // table → what changed, for the tables recreated
+	warnings   []string          // for the plugin's status: recorded tables no longer declared
+}
+
+func (pl *schemaPlan) empty() bool { return len(pl.create) == 0 && len(pl.migrations) == 0 }
+
+// migratePlugin creates the plugin's new tables and applies its pending
+// migrations in one transaction: on failure none of it stays. When there is
+// no work it takes no lock and writes nothing.
+func (m *Manager) migratePlugin(ctx context.Context, s *schemaSession, p *plugin) error {
+	var decl *declaration
+	err := m.callHook(ctx, p, "declare tables and migrations", func(context.Context) error {
+		var err error
+		decl, err = m.declare(p)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	plan, err := m.planUnderLock(ctx, s, p.id, decl)
+	if err != nil {
+		return err
+	}
+	if !plan.empty() {
+		if plan, err = m.applySchema(ctx, s, p.id, decl); err != nil {
+			return err
+		}
+	}
+	m.plugins.addWarnings(p, plan.warnings...)
+	logSchemaWork(p.logger, plan)
+	return nil
+}
+
+// planUnderLock plans the plugin's schema work from the session's ledger.
+// When there is work, it takes the migration lock, which reads the ledger
+// again, and plans again: another replica may have done the work while this
+// one waited.
+func (m *Manager) planUnderLock(ctx context.Context, s *schemaSession, id string, decl *declaration) (*schemaPlan, error) {
+	plan, err := m.planSchema(id, decl, s.ledger)
+	if err != nil || plan.empty() {
+		return plan, err
+	}
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	return m.planSchema(id, decl, s.ledger)
+}
+
+// applySchema does the plugin's schema work in one transaction and returns
+// the plan it carried out. The plan is made again inside the transaction,
+// from the plugin's ledger rows read under the write lock, since another
+// process booting on the same database may have done the work since the
+// session's ledger was read. The ledger rows written are added to the
+// session's ledger.
+func (m *Manager) applySchema(ctx context.Context, s *schemaSession, id string, decl *declaration) (*schemaPlan, error) {
+	var plan *schemaPlan
+	err := migrate.InTx(ctx, s.conn, dialect.BeginMigration(m.cfg.Dialect), func(ex migrate.Execer) error {
+		if err := s.ledger.Refresh(ctx, ex, m.db.Rebind, id); err != nil {
+			return err
+		}
+		var err error
+		if plan, err = m.planSchema(id, decl, s.ledger); err != nil {
+			return err
+		}
+		return m.execPlan(ctx, ex, plan)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range plan.entries {
+		s.ledger.Put(e)
+	}
+	return plan, nil
+}
+
+// execPlan runs the statements of a plan, drops first, then creations and
+// migrations, and writes its ledger rows.
+func (m *Manager) execPlan(ctx context.Context, ex migrate.Execer, plan *schemaPlan) error {
+	d := m.cfg.Dialect
+	for _, t := range plan.drop {
+		if _, err := ex.ExecContext(ctx, sqlgen.DropTable(d, t)); err != nil {
+			return fmt.Errorf("drop table %s: %w", t.Physical, err)
+		}
+	}
+	for _, t := range plan.create {
+		if _, err := ex.ExecContext(ctx, strings.Join(sqlgen.CreateTable(d, t), ";\n")); err != nil {
+			return fmt.Errorf("create table %q (%s): %w", t.Name, t.Physical, err)
+		}
+	}
+	for _, mig := range plan.migrations {
+		if _, err := ex.ExecContext(ctx, mig.SQL); err != nil {
+			return fmt.Errorf("migration %s: %w", mig.Version, err)
+		}
+	}
+	return migrate.Record(ctx, ex, m.db.Rebind, plan.entries...)
+}
+
+// logSchemaWork logs what a carried-out plan did: the tables it created or,
+// in development mode, recreated, and the migrations it applied.
+func logSchemaWork(log *slog.Logger, plan *schemaPlan) {
+	for _, t := range plan.create {
+		if what := plan.changed[t.Name]; what != "" {
+			log.Warn("development mode: dropped and recreated a changed table; its data is gone",
+				"table", t.Name, "changed", what)
+		} else {
+			log.Debug("created table", "table", t.Name, "physical", t.Physical)
+		}
+	}
+	for _, mig := range plan.migrations {
+		log.Info("applied migration", "version", mig.Version)
+	}
+}
+
+// planSchema compares a plugin's declaration with the ledger. A table whose
+// definition changed is an error naming it and what changed, unless
+// Config.DevMode is on; so is a changed applied migration.
+func (m *Manager) planSchema(id string, decl *declaration, l migrate.Ledger) (*schemaPlan, error) {
+	tables := decl.schema.Tables
+	changed, err := m.changedTables(id, tables, l)
+	if err != nil {
+		return nil, err
+	}
+	plan := &schemaPlan{changed: changed}
+	plan.planTables(id, tables, l)
+	plan.warnings = undeclaredTables(l[id], tables)
+	if plan.migrations, err = migrate.Pending(l, id, decl.migrations); err != nil {
+		return nil, err
+	}
+	for _, mig := range plan.migrations {
+		plan.entries = append(plan.entries, migrate.Entry{Line: id, Version: mig.Version, Checksum: mig.Checksum})
+	}
+	return plan, nil
+}
+
+// changedTables returns the created tables whose definition changed since,
+// each with what changed. Outside development mode each is an error.
+func (m *Manager) changedTables(id string, tables []sqlgen.Resolved, l migrate.Ledger) (map[string]string, error) {
+	changed := map[string]string{}
+	var errs []error
+	for i := range tables {
+		t := &tables[i]
+		e, applied := l.Get(id, tableVersion(t.Name))
+		if !applied || e.Checksum == t.Checksum {
+			continue
+		}
+		changed[t.Name] = sqlgen.Diff(e.Definition, t.Canonical)
+		if !m.cfg.DevMode {
+			errs = append(errs, fmt.Errorf("table %q changed since it was created: %s (restore its declaration and change the table with a migration, or set Config.DevMode to drop and recreate it)",
+				t.Name, changed[t.Name]))
+		}
+	}
+	return changed, errors.Join(errs...)
+}
+
+// planTables adds the tables to create, with their ledger rows: the new
+// tables and, in development mode, the changed tables and the tables that
+// reference them, which are dropped first. tables are in creation order,
+// which puts referenced tables first.
+func (pl *schemaPlan) planTables(id string, tables []sqlgen.Resolved, l migrate.Ledger) {
+	for i := range tables {
+		t := &tables[i]
+		_, applied := l.Get(id, tableVersion(t.Name))
+		recreate := applied && pl.recreates(t)
+		if recreate {
+			pl.drop = append(pl.drop, t)
+		}
+		if recreate || !applied {
+			pl.create = append(pl.create, t)
+			pl.entries = append(pl.entries, migrate.Entry{
+				Line: id, Version: tableVersion(t.Name), Checksum: t.Checksum, Definition: t.Canonical,
+			})
+		}
+	}
+	slices.Reverse(pl.drop)
+}
+
+// recreates reports whether a created table is recreated: it changed, or it
+// references a table that is recreated, which is then recorded as its
+// change. Tables come in creation order, so a referenced table's fate is
+// known.
+func (pl *schemaPlan) recreates(t *sqlgen.Resolved) bool {
+	if pl.changed[t.Name] != "" {
+		return true
+	}
+	for _, c := range t.Columns {
+		if c.References != nil && pl.changed[c.References.Table] != "" {
+			pl.changed[t.Name] = fmt.Sprintf("references recreated table %q", c.References.Table)
+			return true
+		}
+	}
+	return false
+}
+
+// undeclaredTables returns a warning, sorted, for each table recorded among
+// a plugin's ledger rows that it no longer declares.
+func undeclaredTables(rows map[string]migrate.Entry, tables []sqlgen.Resolved) []string {
+	declared := make(map[string]bool, len(tables))
+	for i := range tables {
+		declared[tableVersion(tables[i].Name)] = true
+	}
+	var warnings []string
+	for version := range rows {
+		if strings.HasPrefix(version, tableVersionPrefix) && !declared[version] {
+			warnings = append(warnings, fmt.Sprintf("table %q is no longer declared; it was left in place with its data", strings.TrimPrefix(version, tableVersionPrefix)))
+		}
+	}
+	slices.Sort(warnings)
+	return warnings
+}
