@@ -26,8 +26,10 @@ type declaration struct {
 	migrations []migrate.Migration
 }
 
-// declare calls the plugin's Tables and Migrations and validates them.
-func (m *Manager) declare(p *plugin) (*declaration, error) {
+// declare calls the plugin's Tables and Migrations and validates them; the
+// migrations are those for dialect d. It runs plugin code, so it is called
+// through Manager.callHook.
+func declare(p *plugin, d Dialect) (*declaration, error) {
 	var tables []Table
 	if tp, ok := p.plugin.(TableProvider); ok {
 		tables = tp.Tables()
@@ -36,13 +38,13 @@ func (m *Manager) declare(p *plugin) (*declaration, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &declaration{schema: schema}
+	decl := &declaration{schema: schema}
 	if mg, ok := p.plugin.(Migrator); ok {
-		if d.migrations, err = migrate.Read(mg.Migrations(), string(m.cfg.Dialect)); err != nil {
+		if decl.migrations, err = migrate.Read(mg.Migrations(), string(d)); err != nil {
 			return nil, err
 		}
 	}
-	return d, nil
+	return decl, nil
 }
 
 // schemaPlan is the work one plugin's schema needs: nothing on a warm boot.
@@ -64,7 +66,7 @@ func (m *Manager) migratePlugin(ctx context.Context, s *schemaSession, p *plugin
 	var decl *declaration
 	err := m.callHook(ctx, p, "declare tables and migrations", func(context.Context) error {
 		var err error
-		decl, err = m.declare(p)
+		decl, err = declare(p, m.cfg.Dialect)
 		return err
 	})
 	if err != nil {
@@ -89,14 +91,14 @@ func (m *Manager) migratePlugin(ctx context.Context, s *schemaSession, p *plugin
 // again, and plans again: another replica may have done the work while this
 // one waited.
 func (m *Manager) planUnderLock(ctx context.Context, s *schemaSession, id string, decl *declaration) (*schemaPlan, error) {
-	plan, err := m.planSchema(id, decl, s.ledger)
+	plan, err := planSchema(id, decl, s.ledger, m.cfg.DevMode)
 	if err != nil || plan.empty() {
 		return plan, err
 	}
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
-	return m.planSchema(id, decl, s.ledger)
+	return planSchema(id, decl, s.ledger, m.cfg.DevMode)
 }
 
 // applySchema does the plugin's schema work in one transaction and returns
@@ -112,7 +114,7 @@ func (m *Manager) applySchema(ctx context.Context, s *schemaSession, id string, 
 			return err
 		}
 		var err error
-		if plan, err = m.planSchema(id, decl, s.ledger); err != nil {
+		if plan, err = planSchema(id, decl, s.ledger, m.cfg.DevMode); err != nil {
 			return err
 		}
 		return m.execPlan(ctx, ex, plan)
@@ -166,10 +168,10 @@ func logSchemaWork(log *slog.Logger, plan *schemaPlan) {
 
 // planSchema compares a plugin's declaration with the ledger. A table whose
 // definition changed is an error naming it and what changed, unless
-// Config.DevMode is on; so is a changed applied migration.
-func (m *Manager) planSchema(id string, decl *declaration, l migrate.Ledger) (*schemaPlan, error) {
+// devMode (Config.DevMode) is on; so is a changed applied migration.
+func planSchema(id string, decl *declaration, l migrate.Ledger, devMode bool) (*schemaPlan, error) {
 	tables := decl.schema.Tables
-	changed, err := m.changedTables(id, tables, l)
+	changed, err := changedTables(id, tables, l, devMode)
 	if err != nil {
 		return nil, err
 	}
@@ -186,8 +188,9 @@ func (m *Manager) planSchema(id string, decl *declaration, l migrate.Ledger) (*s
 }
 
 // changedTables returns the created tables whose definition changed since,
-// each with what changed. Outside development mode each is an error.
-func (m *Manager) changedTables(id string, tables []sqlgen.Resolved, l migrate.Ledger) (map[string]string, error) {
+// each with what changed. Outside development mode (devMode false) each is
+// an error.
+func changedTables(id string, tables []sqlgen.Resolved, l migrate.Ledger, devMode bool) (map[string]string, error) {
 	changed := map[string]string{}
 	var errs []error
 	for i := range tables {
@@ -197,7 +200,7 @@ func (m *Manager) changedTables(id string, tables []sqlgen.Resolved, l migrate.L
 			continue
 		}
 		changed[t.Name] = sqlgen.Diff(e.Definition, t.Canonical)
-		if !m.cfg.DevMode {
+		if !devMode {
 			errs = append(errs, fmt.Errorf("table %q changed since it was created: %s (restore its declaration and change the table with a migration, or set Config.DevMode to drop and recreate it)",
 				t.Name, changed[t.Name]))
 		}
