@@ -170,7 +170,7 @@ func (m *Manager) enableTargets(p *plugin) []*plugin {
 // started is shut down.
 func (m *Manager) bringUpLive(ctx context.Context, targets []*plugin) {
 	prepared := m.plugins.begin(targets, true, m.prepare)
-	sess, err := m.openSchemaSession(ctx)
+	sess, err := openSchemaSession(ctx, m)
 	if err == nil {
 		err = m.migratePlugins(ctx, sess, prepared, nil)
 		sess.close(ctx)
