@@ -294,5 +294,5 @@ func (m *Manager) readOverridesPooled(ctx context.Context) (map[string]bool, err
 		return nil, err
 	}
 	defer conn.Close()
-	return m.readOverrides(ctx, conn, nil)
+	return readOverrides(ctx, conn, nil)
 }

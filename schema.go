@@ -100,9 +100,10 @@ func (s *schemaSession) loadLedger(ctx context.Context) (migrate.Ledger, error) 
 	return l, err
 }
 
-// readOverrides reads the persisted enable flags: id → enabled. Before the
-// library's tables exist (according to l, when given) there are none.
-func (m *Manager) readOverrides(ctx context.Context, conn *sql.Conn, l migrate.Ledger) (map[string]bool, error) {
+// readOverrides reads the persisted enable flags on conn: id → enabled.
+// Before the library's tables exist (according to l, when given) there are
+// none.
+func readOverrides(ctx context.Context, conn *sql.Conn, l migrate.Ledger) (map[string]bool, error) {
 	out := map[string]bool{}
 	if l != nil && len(l[migrate.LibraryLine]) == 0 {
 		return out, nil // the table does not exist yet
