@@ -16,7 +16,7 @@ import (
 // lock that could not be taken fails the bring-up, not the plugin that
 // needed it first.
 func (m *Manager) migratePlugins(ctx context.Context, sess *schemaSession, targets []*plugin, check func() error) error {
-	m.runPhase(targets, PhaseSchema, func(p *plugin) error { return m.migratePlugin(ctx, sess, p) })
+	m.runPhase(targets, PhaseSchema, func(p *plugin) error { return sess.migratePlugin(ctx, p) })
 	if sess.lockErr != nil {
 		return fmt.Errorf("pluginhost: cannot start: plugin schemas: %w", sess.lockErr)
 	}

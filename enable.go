@@ -170,7 +170,7 @@ func (m *Manager) enableTargets(p *plugin) []*plugin {
 // started is shut down.
 func (m *Manager) bringUpLive(ctx context.Context, targets []*plugin) {
 	prepared := m.plugins.begin(targets, true, m.prepare)
-	sess, err := m.openSchemaSession(ctx)
+	sess, err := openSchemaSession(ctx, m)
 	if err == nil {
 		err = m.migratePlugins(ctx, sess, prepared, nil)
 		sess.close(ctx)
@@ -294,5 +294,5 @@ func (m *Manager) readOverridesPooled(ctx context.Context) (map[string]bool, err
 		return nil, err
 	}
 	defer conn.Close()
-	return m.readOverrides(ctx, conn, nil)
+	return readOverrides(ctx, conn, nil)
 }

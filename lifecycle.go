@@ -170,7 +170,7 @@ func (m *Manager) start(ctx context.Context) error {
 
 	// Resolve, core and schema read the ledger, once, on a session of their
 	// own, which holds the migration lock while there is work to do.
-	sess, err := m.openSchemaSession(ctx)
+	sess, err := openSchemaSession(ctx, m)
 	if err != nil {
 		return err
 	}
@@ -186,7 +186,7 @@ func (m *Manager) start(ctx context.Context) error {
 	}
 
 	// Core: the library's own tables, then the host's migrations.
-	if err := m.migrateCore(ctx, sess); err != nil {
+	if err := sess.migrateCore(ctx, m.cfg.CoreMigrations); err != nil {
 		return fmt.Errorf("pluginhost: core migrations: %w", err)
 	}
 

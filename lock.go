@@ -14,21 +14,23 @@ const (
 	lockPollMax = 100 * time.Millisecond
 )
 
-// lockMigrations takes the migration lock on conn and returns the function
-// that releases it. On PostgreSQL it is a session advisory lock on a key
-// derived from the current schema, taken by polling pg_try_advisory_lock
-// under ctx's deadline: the blocking pg_advisory_lock ignores statement
-// timeouts and is known to deadlock with CREATE INDEX CONCURRENTLY. On
-// SQLite there is nothing to take: each migration transaction starts with
-// BEGIN IMMEDIATE and reads the ledger again, which serializes writers.
+// lockMigrations takes the migration lock on the session's connection and
+// returns the function that releases it. On PostgreSQL it is a session
+// advisory lock on a key derived from the current schema, taken by polling
+// pg_try_advisory_lock under ctx's deadline: the blocking pg_advisory_lock
+// ignores statement timeouts and is known to deadlock with CREATE INDEX
+// CONCURRENTLY. On SQLite there is nothing to take: each migration
+// transaction starts with BEGIN IMMEDIATE and reads the ledger again, which
+// serializes writers.
 //
 // The release runs even after ctx is done. If it fails, the connection is
 // closed rather than returned to the pool, which ends the session and with
 // it the lock.
-func (m *Manager) lockMigrations(ctx context.Context, conn *sql.Conn) (unlock func(context.Context), err error) {
-	if m.cfg.Dialect != Postgres {
+func (s *schemaSession) lockMigrations(ctx context.Context) (unlock func(context.Context), err error) {
+	if s.dialect != Postgres {
 		return func(context.Context) {}, nil
 	}
+	conn := s.conn
 	var key int64
 	if err := conn.QueryRowContext(ctx, `SELECT hashtextextended('pluginhost.migrations.' || current_schema(), 0)`).Scan(&key); err != nil {
 		return nil, fmt.Errorf("migration lock: %w", err)
@@ -47,7 +49,7 @@ func (m *Manager) lockMigrations(ctx context.Context, conn *sql.Conn) (unlock fu
 		if ok {
 			break
 		}
-		m.log.Debug("waiting for the migration lock: another replica is migrating", "retry_in", wait)
+		s.log.Debug("waiting for the migration lock: another replica is migrating", "retry_in", wait)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -57,17 +59,17 @@ func (m *Manager) lockMigrations(ctx context.Context, conn *sql.Conn) (unlock fu
 		}
 		wait = min(2*wait, lockPollMax)
 	}
-	m.log.Debug("took the migration lock")
+	s.log.Debug("took the migration lock")
 	return func(ctx context.Context) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		var released bool
 		err := conn.QueryRowContext(rctx, `SELECT pg_advisory_unlock($1)`, key).Scan(&released)
 		if err == nil && released {
-			m.log.Debug("released the migration lock")
+			s.log.Debug("released the migration lock")
 			return
 		}
-		m.log.Warn("could not release the migration lock; closing its connection, which releases it", "err", err)
+		s.log.Warn("could not release the migration lock; closing its connection, which releases it", "err", err)
 		discard(conn)
 	}, nil
 }

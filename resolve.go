@@ -37,7 +37,7 @@ func (m *Manager) discover() {
 // fails those whose dependencies are missing, incompatible, cyclic, failed
 // or disabled.
 func (m *Manager) resolve(ctx context.Context, sess *schemaSession) error {
-	overrides, err := m.readOverrides(ctx, sess.conn, sess.ledger)
+	overrides, err := readOverrides(ctx, sess.conn, sess.ledger)
 	if err != nil {
 		return fmt.Errorf("pluginhost: cannot start: %w", err)
 	}

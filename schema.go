@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"maps"
 
 	"github.com/pluginhost/pluginhost/internal/dialect"
@@ -14,9 +16,16 @@ import (
 const pluginsTable = "pluginhost_plugins"
 
 // schemaSession is Start's dedicated connection for schema work, with the
-// ledger as last read and, while migrations run, the migration lock.
+// ledger as last read and, while migrations run, the migration lock. It
+// does the schema work: the ledger, the core migrations and each plugin's
+// tables and migrations.
 type schemaSession struct {
-	m      *Manager
+	m       *Manager // for calls into plugin code and the plugins' warnings
+	dialect Dialect
+	devMode bool // Config.DevMode: changed tables are dropped and recreated
+	log     *slog.Logger
+	rebind  func(string) string // rewrites "?" placeholders for the dialect
+
 	conn   *sql.Conn
 	ledger migrate.Ledger
 	unlock func(context.Context) // nil while the lock is not held
@@ -25,16 +34,23 @@ type schemaSession struct {
 	lockErr error
 }
 
-// openSchemaSession takes a connection and reads the whole ledger in one
-// query: on a warm boot that read alone decides that nothing is to be done,
-// and no lock is taken.
-func (m *Manager) openSchemaSession(ctx context.Context) (*schemaSession, error) {
+// openSchemaSession takes a connection for m's schema work and reads the
+// whole ledger in one query: on a warm boot that read alone decides that
+// nothing is to be done, and no lock is taken.
+func openSchemaSession(ctx context.Context, m *Manager) (*schemaSession, error) {
 	conn, err := m.cfg.DB.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("pluginhost: cannot start: the database is unreachable: %w", err)
 	}
-	s := &schemaSession{m: m, conn: conn}
-	if s.ledger, err = m.loadLedger(ctx, conn); err != nil {
+	s := &schemaSession{
+		m:       m,
+		dialect: m.cfg.Dialect,
+		devMode: m.cfg.DevMode,
+		log:     m.log,
+		rebind:  m.db.Rebind,
+		conn:    conn,
+	}
+	if s.ledger, err = s.loadLedger(ctx); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("pluginhost: cannot start: %w", err)
 	}
@@ -50,13 +66,13 @@ func (s *schemaSession) lock(ctx context.Context) error {
 	if s.lockErr != nil {
 		return s.lockErr
 	}
-	unlock, err := s.m.lockMigrations(ctx, s.conn)
+	unlock, err := s.lockMigrations(ctx)
 	if err != nil {
 		s.lockErr = err
 		return err
 	}
 	s.unlock = unlock
-	l, err := s.m.loadLedger(ctx, s.conn)
+	l, err := s.loadLedger(ctx)
 	if err != nil {
 		return err
 	}
@@ -76,17 +92,18 @@ func (s *schemaSession) close(ctx context.Context) {
 
 // loadLedger reads the whole ledger in one query, or an empty ledger on a
 // database pluginhost has never touched.
-func (m *Manager) loadLedger(ctx context.Context, conn *sql.Conn) (migrate.Ledger, error) {
+func (s *schemaSession) loadLedger(ctx context.Context) (migrate.Ledger, error) {
 	exists := func(ctx context.Context, name string) (bool, error) {
-		return dialect.TableExists(ctx, m.cfg.Dialect, conn, name)
+		return dialect.TableExists(ctx, s.dialect, s.conn, name)
 	}
-	l, _, err := migrate.Load(ctx, conn, exists)
+	l, _, err := migrate.Load(ctx, s.conn, exists)
 	return l, err
 }
 
-// readOverrides reads the persisted enable flags: id → enabled. Before the
-// library's tables exist (according to l, when given) there are none.
-func (m *Manager) readOverrides(ctx context.Context, conn *sql.Conn, l migrate.Ledger) (map[string]bool, error) {
+// readOverrides reads the persisted enable flags on conn: id → enabled.
+// Before the library's tables exist (according to l, when given) there are
+// none.
+func readOverrides(ctx context.Context, conn *sql.Conn, l migrate.Ledger) (map[string]bool, error) {
 	out := map[string]bool{}
 	if l != nil && len(l[migrate.LibraryLine]) == 0 {
 		return out, nil // the table does not exist yet
@@ -108,15 +125,16 @@ func (m *Manager) readOverrides(ctx context.Context, conn *sql.Conn, l migrate.L
 }
 
 // migrateCore applies the library's own migrations and the host's core
-// migrations, each in one transaction with its ledger row, creating the
-// ledger first. When nothing is pending it neither writes nor locks.
-func (m *Manager) migrateCore(ctx context.Context, s *schemaSession) error {
-	dir := string(m.cfg.Dialect) // each dialect's migrations are in a folder named after it
+// migrations, read from coreFS (Config.CoreMigrations), each in one
+// transaction with its ledger row, creating the ledger first. When nothing
+// is pending it neither writes nor locks.
+func (s *schemaSession) migrateCore(ctx context.Context, coreFS fs.FS) error {
+	dir := string(s.dialect) // each dialect's migrations are in a folder named after it
 	library, err := migrate.Read(migrate.Library, dir)
 	if err != nil {
 		return err
 	}
-	core, err := migrate.Read(m.cfg.CoreMigrations, dir)
+	core, err := migrate.Read(coreFS, dir)
 	if err != nil {
 		return fmt.Errorf("Config.CoreMigrations: %w", err)
 	}
@@ -134,51 +152,52 @@ func (m *Manager) migrateCore(ctx context.Context, s *schemaSession) error {
 	if err := s.lock(ctx); err != nil {
 		return err
 	}
-	err = migrate.InTx(ctx, s.conn, dialect.BeginMigration(m.cfg.Dialect), func(ex migrate.Execer) error {
-		_, err := ex.ExecContext(ctx, migrate.LedgerDDL(m.cfg.Dialect))
+	err = migrate.InTx(ctx, s.conn, dialect.BeginMigration(s.dialect), func(ex migrate.Execer) error {
+		_, err := ex.ExecContext(ctx, migrate.LedgerDDL(s.dialect))
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("create the migration ledger: %w", err)
 	}
-	if err := m.applyMigrations(ctx, s.conn, s.ledger, migrate.LibraryLine, library); err != nil {
+	if err := s.applyMigrations(ctx, migrate.LibraryLine, library); err != nil {
 		return err
 	}
-	return m.applyMigrations(ctx, s.conn, s.ledger, migrate.CoreLine, core)
+	return s.applyMigrations(ctx, migrate.CoreLine, core)
 }
 
 // applyMigrations applies the pending migrations of a line one by one, each
 // in its own transaction; the first failure stops it, leaving the database
 // as it was before that migration. Each transaction re-reads the line's
 // ledger rows first, under the write lock: another process booting on the
-// same database may have applied the migration since l was loaded.
-func (m *Manager) applyMigrations(ctx context.Context, conn *sql.Conn, l migrate.Ledger, line string, all []migrate.Migration) error {
-	pending, err := migrate.Pending(l, line, all)
+// same database may have applied the migration since the session's ledger
+// was read.
+func (s *schemaSession) applyMigrations(ctx context.Context, line string, all []migrate.Migration) error {
+	pending, err := migrate.Pending(s.ledger, line, all)
 	if err != nil {
 		return err
 	}
 	for _, mig := range pending {
 		e := migrate.Entry{Line: line, Version: mig.Version, Checksum: mig.Checksum}
 		applied := false
-		err := migrate.InTx(ctx, conn, dialect.BeginMigration(m.cfg.Dialect), func(ex migrate.Execer) error {
-			if err := l.Refresh(ctx, ex, m.db.Rebind, line); err != nil {
+		err := migrate.InTx(ctx, s.conn, dialect.BeginMigration(s.dialect), func(ex migrate.Execer) error {
+			if err := s.ledger.Refresh(ctx, ex, s.rebind, line); err != nil {
 				return err
 			}
-			if still, err := migrate.Pending(l, line, []migrate.Migration{mig}); err != nil || len(still) == 0 {
+			if still, err := migrate.Pending(s.ledger, line, []migrate.Migration{mig}); err != nil || len(still) == 0 {
 				return err
 			}
 			if _, err := ex.ExecContext(ctx, mig.SQL); err != nil {
 				return fmt.Errorf("migration %s: %w", mig.Version, err)
 			}
 			applied = true
-			return migrate.Record(ctx, ex, m.db.Rebind, e)
+			return migrate.Record(ctx, ex, s.rebind, e)
 		})
 		if err != nil {
 			return err
 		}
 		if applied {
-			l.Put(e)
-			m.log.Info("applied migration", "line", line, "version", mig.Version)
+			s.ledger.Put(e)
+			s.log.Info("applied migration", "line", line, "version", mig.Version)
 		}
 	}
 	return nil

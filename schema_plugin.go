@@ -26,8 +26,10 @@ type declaration struct {
 	migrations []migrate.Migration
 }
 
-// declare calls the plugin's Tables and Migrations and validates them.
-func (m *Manager) declare(p *plugin) (*declaration, error) {
+// declare calls the plugin's Tables and Migrations and validates them; the
+// migrations are those for dialect d. It runs plugin code, so it is called
+// through Manager.callHook.
+func declare(p *plugin, d Dialect) (*declaration, error) {
 	var tables []Table
 	if tp, ok := p.plugin.(TableProvider); ok {
 		tables = tp.Tables()
@@ -36,13 +38,13 @@ func (m *Manager) declare(p *plugin) (*declaration, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &declaration{schema: schema}
+	decl := &declaration{schema: schema}
 	if mg, ok := p.plugin.(Migrator); ok {
-		if d.migrations, err = migrate.Read(mg.Migrations(), string(m.cfg.Dialect)); err != nil {
+		if decl.migrations, err = migrate.Read(mg.Migrations(), string(d)); err != nil {
 			return nil, err
 		}
 	}
-	return d, nil
+	return decl, nil
 }
 
 // schemaPlan is the work one plugin's schema needs: nothing on a warm boot.
@@ -60,26 +62,26 @@ func (pl *schemaPlan) empty() bool { return len(pl.create) == 0 && len(pl.migrat
 // migratePlugin creates the plugin's new tables and applies its pending
 // migrations in one transaction: on failure none of it stays. When there is
 // no work it takes no lock and writes nothing.
-func (m *Manager) migratePlugin(ctx context.Context, s *schemaSession, p *plugin) error {
+func (s *schemaSession) migratePlugin(ctx context.Context, p *plugin) error {
 	var decl *declaration
-	err := m.callHook(ctx, p, "declare tables and migrations", func(context.Context) error {
+	err := s.m.callHook(ctx, p, "declare tables and migrations", func(context.Context) error {
 		var err error
-		decl, err = m.declare(p)
+		decl, err = declare(p, s.dialect)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	plan, err := m.planUnderLock(ctx, s, p.id, decl)
+	plan, err := s.planUnderLock(ctx, p.id, decl)
 	if err != nil {
 		return err
 	}
 	if !plan.empty() {
-		if plan, err = m.applySchema(ctx, s, p.id, decl); err != nil {
+		if plan, err = s.applySchema(ctx, p.id, decl); err != nil {
 			return err
 		}
 	}
-	m.plugins.addWarnings(p, plan.warnings...)
+	s.m.plugins.addWarnings(p, plan.warnings...)
 	logSchemaWork(p.logger, plan)
 	return nil
 }
@@ -88,15 +90,15 @@ func (m *Manager) migratePlugin(ctx context.Context, s *schemaSession, p *plugin
 // When there is work, it takes the migration lock, which reads the ledger
 // again, and plans again: another replica may have done the work while this
 // one waited.
-func (m *Manager) planUnderLock(ctx context.Context, s *schemaSession, id string, decl *declaration) (*schemaPlan, error) {
-	plan, err := m.planSchema(id, decl, s.ledger)
+func (s *schemaSession) planUnderLock(ctx context.Context, id string, decl *declaration) (*schemaPlan, error) {
+	plan, err := planSchema(id, decl, s.ledger, s.devMode)
 	if err != nil || plan.empty() {
 		return plan, err
 	}
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
-	return m.planSchema(id, decl, s.ledger)
+	return planSchema(id, decl, s.ledger, s.devMode)
 }
 
 // applySchema does the plugin's schema work in one transaction and returns
@@ -105,17 +107,17 @@ func (m *Manager) planUnderLock(ctx context.Context, s *schemaSession, id string
 // process booting on the same database may have done the work since the
 // session's ledger was read. The ledger rows written are added to the
 // session's ledger.
-func (m *Manager) applySchema(ctx context.Context, s *schemaSession, id string, decl *declaration) (*schemaPlan, error) {
+func (s *schemaSession) applySchema(ctx context.Context, id string, decl *declaration) (*schemaPlan, error) {
 	var plan *schemaPlan
-	err := migrate.InTx(ctx, s.conn, dialect.BeginMigration(m.cfg.Dialect), func(ex migrate.Execer) error {
-		if err := s.ledger.Refresh(ctx, ex, m.db.Rebind, id); err != nil {
+	err := migrate.InTx(ctx, s.conn, dialect.BeginMigration(s.dialect), func(ex migrate.Execer) error {
+		if err := s.ledger.Refresh(ctx, ex, s.rebind, id); err != nil {
 			return err
 		}
 		var err error
-		if plan, err = m.planSchema(id, decl, s.ledger); err != nil {
+		if plan, err = planSchema(id, decl, s.ledger, s.devMode); err != nil {
 			return err
 		}
-		return m.execPlan(ctx, ex, plan)
+		return s.execPlan(ctx, ex, plan)
 	})
 	if err != nil {
 		return nil, err
@@ -128,8 +130,8 @@ func (m *Manager) applySchema(ctx context.Context, s *schemaSession, id string, 
 
 // execPlan runs the statements of a plan, drops first, then creations and
 // migrations, and writes its ledger rows.
-func (m *Manager) execPlan(ctx context.Context, ex migrate.Execer, plan *schemaPlan) error {
-	d := m.cfg.Dialect
+func (s *schemaSession) execPlan(ctx context.Context, ex migrate.Execer, plan *schemaPlan) error {
+	d := s.dialect
 	for _, t := range plan.drop {
 		if _, err := ex.ExecContext(ctx, sqlgen.DropTable(d, t)); err != nil {
 			return fmt.Errorf("drop table %s: %w", t.Physical, err)
@@ -145,7 +147,7 @@ func (m *Manager) execPlan(ctx context.Context, ex migrate.Execer, plan *schemaP
 			return fmt.Errorf("migration %s: %w", mig.Version, err)
 		}
 	}
-	return migrate.Record(ctx, ex, m.db.Rebind, plan.entries...)
+	return migrate.Record(ctx, ex, s.rebind, plan.entries...)
 }
 
 // logSchemaWork logs what a carried-out plan did: the tables it created or,
@@ -166,10 +168,10 @@ func logSchemaWork(log *slog.Logger, plan *schemaPlan) {
 
 // planSchema compares a plugin's declaration with the ledger. A table whose
 // definition changed is an error naming it and what changed, unless
-// Config.DevMode is on; so is a changed applied migration.
-func (m *Manager) planSchema(id string, decl *declaration, l migrate.Ledger) (*schemaPlan, error) {
+// devMode (Config.DevMode) is on; so is a changed applied migration.
+func planSchema(id string, decl *declaration, l migrate.Ledger, devMode bool) (*schemaPlan, error) {
 	tables := decl.schema.Tables
-	changed, err := m.changedTables(id, tables, l)
+	changed, err := changedTables(id, tables, l, devMode)
 	if err != nil {
 		return nil, err
 	}
@@ -186,8 +188,9 @@ func (m *Manager) planSchema(id string, decl *declaration, l migrate.Ledger) (*s
 }
 
 // changedTables returns the created tables whose definition changed since,
-// each with what changed. Outside development mode each is an error.
-func (m *Manager) changedTables(id string, tables []sqlgen.Resolved, l migrate.Ledger) (map[string]string, error) {
+// each with what changed. Outside development mode (devMode false) each is
+// an error.
+func changedTables(id string, tables []sqlgen.Resolved, l migrate.Ledger, devMode bool) (map[string]string, error) {
 	changed := map[string]string{}
 	var errs []error
 	for i := range tables {
@@ -197,7 +200,7 @@ func (m *Manager) changedTables(id string, tables []sqlgen.Resolved, l migrate.L
 			continue
 		}
 		changed[t.Name] = sqlgen.Diff(e.Definition, t.Canonical)
-		if !m.cfg.DevMode {
+		if !devMode {
 			errs = append(errs, fmt.Errorf("table %q changed since it was created: %s (restore its declaration and change the table with a migration, or set Config.DevMode to drop and recreate it)",
 				t.Name, changed[t.Name]))
 		}
