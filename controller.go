@@ -29,19 +29,18 @@ type controller struct {
 	// before stop. Written under mu, read without it.
 	open atomic.Bool
 
-	mu          sync.Mutex // guards the fields below
-	started     bool
-	stopped     bool
-	feed        feed // carries changes to the other Managers; set by start
-	cancel      context.CancelFunc
-	pendingIDs  map[string]bool   // plugins another Manager changed
-	pendingAll  bool              // reconcile every plugin (after reconnecting)
-	pendingTrip map[string]string // plugin id → reason
+	mu         sync.Mutex // guards the fields below
+	started    bool
+	stopped    bool
+	feed       feed // carries changes to the other Managers; set by start
+	cancel     context.CancelFunc
+	pendingIDs map[string]bool // plugins another Manager changed
+	pendingAll bool            // reconcile every plugin (after reconnecting)
 
 	// Made by start, before the goroutines that use them.
 	ops        chan *controlOp
 	reload     chan struct{} // reload requests, merged
-	trip       chan struct{} // breaker trips pending, merged
+	trip       chan struct{} // breaker trips to wind down, merged
 	done       chan struct{} // closed when the loop ends
 	background sync.WaitGroup
 }
@@ -70,7 +69,6 @@ func (c *controller) start(ctx context.Context) {
 	c.trip = make(chan struct{}, 1)
 	c.done = make(chan struct{})
 	c.pendingIDs = map[string]bool{}
-	c.pendingTrip = map[string]string{}
 	// Every goroutine is started under c.mu, so stop's Wait never races an
 	// Add.
 	c.background.Go(func() { c.loop(bg) })
@@ -137,9 +135,7 @@ func (c *controller) loop(ctx context.Context) {
 		case <-c.reload:
 			c.m.followReplicas(ctx)
 		case <-c.trip:
-			if c.accepting() {
-				c.m.runTrips(ctx, c.takeTrips())
-			}
+			c.m.windDownTrips(ctx)
 		case op := <-c.ops:
 			opCtx, cancel := context.WithCancel(op.ctx)
 			stop := context.AfterFunc(ctx, cancel)
@@ -210,27 +206,17 @@ func (c *controller) takeReconcile() (ids map[string]bool, all bool) {
 	return ids, all
 }
 
-// requestTrip asks the control goroutine to fail plugin id, whose circuit
-// breaker tripped. It never blocks.
-func (c *controller) requestTrip(id, reason string) {
+// requestTrip asks the control goroutine to wind down the plugins a
+// circuit breaker stopped. It never blocks.
+func (c *controller) requestTrip() {
 	c.mu.Lock()
-	if !c.started {
-		c.mu.Unlock()
+	started := c.started
+	c.mu.Unlock()
+	if !started {
 		return
 	}
-	c.pendingTrip[id] = reason
-	c.mu.Unlock()
 	select {
 	case c.trip <- struct{}{}:
 	default:
 	}
-}
-
-// takeTrips returns the pending trips, plugin id → reason, and clears them.
-func (c *controller) takeTrips() map[string]string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	trips := c.pendingTrip
-	c.pendingTrip = map[string]string{}
-	return trips
 }

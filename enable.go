@@ -21,17 +21,10 @@ func (m *Manager) received(ch change) {
 	m.ctl.requestReload(false)
 }
 
-// runTrips fails the plugins whose breaker tripped and that still run.
-func (m *Manager) runTrips(ctx context.Context, trips map[string]string) {
-	for id, reason := range trips {
-		p := m.plugins.get(id)
-		if p == nil {
-			continue
-		}
-		if state, _, _ := m.plugins.stateOf(p); state == StateRunning {
-			p.logger.Error("circuit breaker tripped: failing the plugin", "reason", reason)
-			m.stopPlugins(ctx, p, StateFailed, reason)
-		}
+// windDownTrips finishes stopping the plugins circuit breakers failed.
+func (m *Manager) windDownTrips(ctx context.Context) {
+	for _, w := range m.plugins.takeWindDowns() {
+		m.windDown(ctx, w.stopped, w.closed)
 	}
 }
 
@@ -91,6 +84,14 @@ func (m *Manager) disable(ctx context.Context, id string, persist bool) error {
 // requests finish and runs their Shutdown hooks in reverse order.
 func (m *Manager) stopPlugins(ctx context.Context, root *plugin, state State, reason string) {
 	stopped, closed := m.plugins.stop(root, state, reason)
+	m.windDown(ctx, stopped, closed)
+}
+
+// windDown finishes stopping plugins whose state changed: it drops their
+// event subscriptions and providers, announces each stop, lets their
+// in-flight requests (on the closed routing entries) finish and runs their
+// Shutdown hooks in reverse order.
+func (m *Manager) windDown(ctx context.Context, stopped []*plugin, closed []*mount) {
 	for _, p := range stopped {
 		m.events.dropPlugin(p.id)
 		m.extensions.dropPlugin(p.id)

@@ -66,13 +66,14 @@ type pluginTable struct {
 	// mounts is the routing table, published under mu and read without it.
 	mounts atomic.Pointer[mountTable]
 
-	mu     sync.Mutex // guards the fields below and the guarded fields of every plugin
-	all    []*plugin  // every registered plugin, by id
-	byID   map[string]*plugin
-	order  []*plugin // startable plugins in dependency order
-	gen    uint64    // bumped by every transition
-	dirty  bool      // a transition since the routing table was last published
-	outbox []queuedEvent
+	mu        sync.Mutex // guards the fields below and the guarded fields of every plugin
+	all       []*plugin  // every registered plugin, by id
+	byID      map[string]*plugin
+	order     []*plugin // startable plugins in dependency order
+	gen       uint64    // bumped by every transition
+	dirty     bool      // a transition since the routing table was last published
+	outbox    []queuedEvent
+	windDowns []windDown // stops a breaker trip left to the control goroutine
 }
 
 // queuedEvent is a built-in event a transition announces, sent by
@@ -149,6 +150,7 @@ func (t *pluginTable) setLocked(p *plugin, to State, phase, reason string) {
 	switch to {
 	case StateStarting:
 		p.run = t.gen
+		p.recent = nil // the breaker's window starts afresh with each run
 		p.timings = nil
 		p.warnings = nil
 		if p.manifest != nil {
@@ -284,6 +286,12 @@ func (t *pluginTable) stopAll(reason string) (stopped []*plugin, closed []*mount
 // entries that closed.
 func (t *pluginTable) stop(root *plugin, to State, reason string) (stopped []*plugin, closed []*mount) {
 	t.mu.Lock()
+	stopped = t.stopLocked(root, to, reason)
+	return stopped, t.unlock()
+}
+
+// stopLocked is stop with t.mu held; it returns the plugins it stopped.
+func (t *pluginTable) stopLocked(root *plugin, to State, reason string) (stopped []*plugin) {
 	was := make(map[*plugin]bool, len(t.order))
 	for _, p := range t.order {
 		was[p] = p.alive()
@@ -295,7 +303,25 @@ func (t *pluginTable) stop(root *plugin, to State, reason string) (stopped []*pl
 			stopped = append(stopped, p)
 		}
 	}
-	return stopped, t.unlock()
+	return stopped
+}
+
+// windDown is what is left to do for plugins that stopped without their
+// subscriptions dropped, their requests drained and their Shutdown hooks
+// run: a breaker trip stops a plugin where the panic happens, and leaves
+// the rest to the control goroutine.
+type windDown struct {
+	stopped []*plugin
+	closed  []*mount
+}
+
+// takeWindDowns returns the wind-downs pending and clears them.
+func (t *pluginTable) takeWindDowns() []windDown {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w := t.windDowns
+	t.windDowns = nil
+	return w
 }
 
 // running moves the starting plugins among ps to running.
@@ -470,16 +496,18 @@ func (t *pluginTable) takeInitialized(p *plugin) bool {
 	return owed
 }
 
-// countPanic counts a panic of plugin id at now and reports whether that
-// trips its circuit breaker (limit panics within window, while it runs),
-// with the number of panics within the window. It returns nil for an
+// countPanic counts a panic of plugin id at now. When that makes limit
+// panics within window while the plugin runs, its circuit breaker trips:
+// the plugin and its running dependents fail at once, with the reason
+// why(count) (the gate closes before countPanic returns), and what is left
+// of stopping them is queued for takeWindDowns. It returns nil for an
 // unknown id.
-func (t *pluginTable) countPanic(id string, now time.Time, limit int, window time.Duration) (p *plugin, trip bool, count int) {
+func (t *pluginTable) countPanic(id string, now time.Time, limit int, window time.Duration, why func(count int) string) (p *plugin, tripped bool) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	p = t.byID[id]
 	if p == nil {
-		return nil, false, 0
+		t.mu.Unlock()
+		return nil, false
 	}
 	p.panics++
 	p.recent = append(p.recent, now)
@@ -488,23 +516,19 @@ func (t *pluginTable) countPanic(id string, now time.Time, limit int, window tim
 		cut++
 	}
 	p.recent = p.recent[cut:]
-	count = len(p.recent)
-	return p, limit > 0 && count >= limit && p.state == StateRunning, count
-}
-
-// follow fails or disables p because its dependency dep is in state to,
-// in phase.
-func (t *pluginTable) follow(p *plugin, dep string, to State, phase string) {
-	t.mu.Lock()
-	t.followLocked(p, dep, to, phase)
+	if limit <= 0 || len(p.recent) < limit || p.state != StateRunning {
+		t.mu.Unlock()
+		return p, false
+	}
+	stopped := t.stopLocked(p, StateFailed, why(len(p.recent)))
+	closed := t.publishLocked()
+	t.dirty = false
+	t.windDowns = append(t.windDowns, windDown{stopped: stopped, closed: closed})
 	t.unlock()
-}
-
-// prepare makes the Host of p's current run with prepare, or fails p.
-func (t *pluginTable) prepare(p *plugin, prepare func(p *plugin) (*Host, []string, error)) {
-	t.mu.Lock()
-	t.prepareLocked(p, prepare)
-	t.unlock()
+	for _, c := range closed {
+		c.close()
+	}
+	return p, true
 }
 
 // statuses reports every plugin, by id, with missing (the required
@@ -529,4 +553,19 @@ func (t *pluginTable) statuses(missing func(owner string) []string, dropped func
 		out = append(out, st)
 	}
 	return out
+}
+
+// follow fails or disables p because its dependency dep is in state to,
+// in phase.
+func (t *pluginTable) follow(p *plugin, dep string, to State, phase string) {
+	t.mu.Lock()
+	t.followLocked(p, dep, to, phase)
+	t.unlock()
+}
+
+// prepare makes the Host of p's current run with prepare, or fails p.
+func (t *pluginTable) prepare(p *plugin, prepare func(p *plugin) (*Host, []string, error)) {
+	t.mu.Lock()
+	t.prepareLocked(p, prepare)
+	t.unlock()
 }
