@@ -237,7 +237,7 @@ func publish[E any](ctx context.Context, b *eventBus, e E) {
 
 // deliver calls one handler, containing its error or panic.
 func deliver[E any](ctx context.Context, b *eventBus, s *subscription, fn func(context.Context, E) error, e E) {
-	c, err := protect(func() error { return fn(ctx, e) })
+	c, err := protectCall(fn, ctx, e)
 	if c != nil {
 		err = b.m.panicked(s.plugin, "event handler "+s.event, c)
 	}

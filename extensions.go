@@ -318,12 +318,13 @@ func (ep *ExtensionPoint[T]) Call(ctx context.Context, name string, fn func(ctx 
 // *PanicError recorded against p's plugin.
 func (ep *ExtensionPoint[T]) invoke(ctx context.Context, p *Provider[T],
 	each func(context.Context, Provider[T]) error, one func(context.Context, T) error) error {
-	c, err := protect(func() error {
-		if each != nil {
-			return each(ctx, *p)
-		}
-		return one(ctx, p.Impl)
-	})
+	var c *caught
+	var err error
+	if each != nil {
+		c, err = protectCall(each, ctx, *p)
+	} else {
+		c, err = protectCall(one, ctx, p.Impl)
+	}
 	if c != nil {
 		return ep.r.m.panicked(p.Plugin, "extension "+ep.name+"/"+p.Name, c)
 	}

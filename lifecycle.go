@@ -87,7 +87,7 @@ type Manager struct {
 	extensions *extensionRegistry
 	health     healthState
 	instance   string       // names this Manager in its announcements
-	plugins    *pluginTable // the plugin records and their states
+	plugins    pluginTable // the plugin records and their states
 	ctl        *controller  // runtime changes, one at a time
 
 	life    sync.Mutex // serializes Start and Shutdown; guards the fields below
@@ -108,7 +108,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, instance: newInstanceID()}
-	m.plugins = newPluginTable(m)
+	m.plugins.init(m)
 	m.ctl = &controller{m: m}
 	m.events = newEventBus(m)
 	m.extensions = newExtensionRegistry(m)

@@ -83,10 +83,11 @@ type queuedEvent struct {
 	event any
 }
 
-func newPluginTable(m *Manager) *pluginTable {
-	t := &pluginTable{m: m, byID: map[string]*plugin{}}
+// init readies the table of Manager m, before m is shared.
+func (t *pluginTable) init(m *Manager) {
+	t.m = m
+	t.byID = map[string]*plugin{}
 	t.mounts.Store(&mountTable{byID: map[string]*mount{}})
-	return t
 }
 
 // unlock publishes a new routing table if a transition made the current one

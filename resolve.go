@@ -84,7 +84,7 @@ func (m *Manager) resolveEach(overrides map[string]bool) (ids []string, deps map
 // the order is not recorded yet, so that each plugin reports its own first
 // problem rather than one a cascade gave it.
 func (m *Manager) checkDependencies(order []string) {
-	t := m.plugins
+	t := &m.plugins
 	for _, id := range order {
 		p := t.get(id)
 		if !t.isAlive(p) {

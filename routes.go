@@ -209,7 +209,7 @@ func Logger(ctx context.Context) *slog.Logger {
 // the plugin's circuit breaker.
 func recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, _ := protect(func() error { next.ServeHTTP(w, r); return nil })
+		c, _ := protectCall(serveHandler, next, handlerCall{w, r})
 		if c == nil {
 			return
 		}
@@ -224,6 +224,14 @@ func recoverer(next http.Handler) http.Handler {
 		writeJSONError(w, http.StatusInternalServerError, "internal error", PluginID(r.Context()))
 	})
 }
+
+// handlerCall is a request for serveHandler.
+type handlerCall struct {
+	w http.ResponseWriter
+	r *http.Request
+}
+
+func serveHandler(h http.Handler, c handlerCall) error { h.ServeHTTP(c.w, c.r); return nil }
 
 // buildRoutes gives the plugin a fresh router wrapped by the recoverer and
 // the host's middleware, lets it register its routes, and lists them.
