@@ -86,9 +86,9 @@ type Manager struct {
 	events     *eventBus
 	extensions *extensionRegistry
 	health     healthState
-	instance   string       // names this Manager in its announcements
+	instance   string      // names this Manager in its announcements
 	plugins    pluginTable // the plugin records and their states
-	ctl        *controller  // runtime changes, one at a time
+	ctl        *controller // runtime changes, one at a time
 
 	life    sync.Mutex // serializes Start and Shutdown; guards the fields below
 	started bool
