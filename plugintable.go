@@ -117,7 +117,7 @@ func (t *pluginTable) publishLocked() (closed []*mount) {
 		if running && p.order >= 0 {
 			mt.running[p.order] = true
 		}
-		if prev != nil && (prev.gen == p.gen && prev.order == p.order || running && prev.running && prev.mux == p.mux) {
+		if prev != nil && (prev.gen == p.gen || running && prev.running && prev.mux == p.mux) {
 			mt.byID[p.id] = prev
 			mt.order = append(mt.order, prev)
 			continue
@@ -361,8 +361,9 @@ func (t *pluginTable) setOrder(ids []string) {
 		p.order = len(t.order)
 		t.order = append(t.order, p)
 	}
-	t.dirty = true // the gate is sized by the order
-	t.unlock()
+	// Nothing runs yet: the routing table, whose gate is sized by the
+	// order, is published again when a plugin starts running.
+	t.mu.Unlock()
 }
 
 // list returns every plugin record, by id.

@@ -35,7 +35,6 @@ type RouteInfo struct {
 // serving only while running.
 type mount struct {
 	id      string
-	order   int    // position in the dependency order; -1 when not ordered
 	gen     uint64 // the plugin's generation the entry reflects
 	running bool
 	state   State
@@ -49,16 +48,17 @@ type mount struct {
 	// let them finish before its Shutdown hook runs.
 	inflight atomic.Int64
 	closed   atomic.Bool   // the plugin stopped: no new request enters
-	idle     chan struct{} // signaled when the last request leaves a closed entry
+	idle     chan struct{} // signaled when the last request leaves a closed entry; nil unless running
 }
 
 // newMount makes p's routing entry from its current state. pluginTable.mu
 // must be held.
 func newMount(m *Manager, p *plugin) *mount {
-	mnt := &mount{id: p.id, order: p.order, gen: p.gen, running: p.state == StateRunning, state: p.state, reason: p.reason,
-		logger: p.logger, m: m, idle: make(chan struct{}, 1)}
+	mnt := &mount{id: p.id, gen: p.gen, running: p.state == StateRunning, state: p.state, reason: p.reason,
+		logger: p.logger, m: m}
 	if mnt.running {
 		mnt.mux, mnt.routes = p.mux, p.routes
+		mnt.idle = make(chan struct{}, 1)
 	}
 	return mnt
 }
