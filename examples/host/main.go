@@ -10,9 +10,42 @@
 //	curl localhost:8080/api/ready
 //	curl -X POST -H "Authorization: Bearer $T" localhost:8080/api/admin/plugins/notes/disable
 //
+// Ctrl-C (SIGINT) or SIGTERM shuts it down. Under go run, signal go run
+// itself (Ctrl-C does): killing go run's PID leaves the compiled child
+// serving; or build the host and run the binary.
+//
+// Flags:
+//
+//	-addr ADDR             address to serve on (:8080)
+//	-db DSN                SQLite file or postgres:// URL (pluginhost-example.db)
+//	-max-conns N           most database connections the pool holds, open or
+//	                       idle (4); on PostgreSQL the host holds one more, the
+//	                       connection that listens for other replicas' changes
+//	-start-timeout D       longest the start may take (2m): waiting for the
+//	                       migration lock another replica holds, the
+//	                       migrations, the plugins' hooks; then the host exits
+//	                       with an error saying so, for its supervisor to
+//	                       restart it
+//
+// Sixteen hosts with the default pool hold at most 16 × (4+1) = 80
+// connections on one PostgreSQL server, within its default max_connections
+// of 100 (measured: TestManyHostsUnderLoadHoldTheirPoolsOnly counts them on
+// the server). The start timeout is the deadline of Start's context, which
+// bounds pluginhost's wait for the PostgreSQL migration lock while another
+// replica migrates (or is frozen holding it); raise it for migrations that
+// take longer. On SQLite the migration lock is the database's write lock,
+// waited for as long as the busy timeout (5 s per statement) allows.
+//
 // The admin API at /api/admin takes the bearer token in
 // PLUGINHOST_ADMIN_TOKEN; when that is unset, the host makes one and prints
 // it at start.
+//
+// Encrypted settings are sealed with the key in PLUGINHOST_SECRET_KEY (64
+// hex digits), or on SQLite with a key kept in the file DB.key beside the
+// database, made on first start (mode 0600). Keep that file with the
+// database: without it the encrypted values cannot be read, so the host
+// refuses to start when it is missing while sealed values exist, or when it
+// is empty or corrupt.
 package main
 
 import (
@@ -62,17 +95,44 @@ func main() {
 
 // options are the command-line flags.
 type options struct {
-	addr, db string
+	addr, db     string
+	maxConns     int
+	startTimeout time.Duration
+}
+
+// Defaults of the flags that bound what the host holds and waits for.
+const (
+	defaultMaxConns     = 4
+	defaultStartTimeout = 2 * time.Minute
+)
+
+// parseOptions parses the command line.
+func parseOptions(args []string) (options, error) {
+	fsFlags := flag.NewFlagSet("host", flag.ContinueOnError)
+	var opts options
+	fsFlags.StringVar(&opts.addr, "addr", ":8080", "address to serve on")
+	fsFlags.StringVar(&opts.db, "db", "pluginhost-example.db", "SQLite file, or a postgres:// URL")
+	fsFlags.IntVar(&opts.maxConns, "max-conns", defaultMaxConns,
+		"most database connections the pool holds, open or idle (on PostgreSQL the change listener holds one more)")
+	fsFlags.DurationVar(&opts.startTimeout, "start-timeout", defaultStartTimeout,
+		"longest the start may take, waiting for the migration lock of another replica included")
+	if err := fsFlags.Parse(args); err != nil {
+		return opts, err
+	}
+	if opts.maxConns < 1 {
+		return opts, fmt.Errorf("-max-conns %d: the pool needs at least 1 connection", opts.maxConns)
+	}
+	if opts.startTimeout <= 0 {
+		return opts, fmt.Errorf("-start-timeout %s: give a positive duration, such as %s", opts.startTimeout, defaultStartTimeout)
+	}
+	return opts, nil
 }
 
 // run serves until ctx is done, then shuts down. ready, when not nil,
 // receives the address the server listens on.
 func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- string) error {
-	fsFlags := flag.NewFlagSet("host", flag.ContinueOnError)
-	var opts options
-	fsFlags.StringVar(&opts.addr, "addr", ":8080", "address to serve on")
-	fsFlags.StringVar(&opts.db, "db", "pluginhost-example.db", "SQLite file, or a postgres:// URL")
-	if err := fsFlags.Parse(args); err != nil {
+	opts, err := parseOptions(args)
+	if err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, nil))
@@ -81,8 +141,16 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- stri
 	if err != nil {
 		return err
 	}
-	app, err := newApp(ctx, opts.db, pluginhost.DefaultRegistry, logger, token)
+	startCtx, cancel := context.WithTimeout(ctx, opts.startTimeout)
+	app, err := newApp(startCtx, opts, pluginhost.DefaultRegistry, logger, token)
+	timedOut := startCtx.Err() != nil && ctx.Err() == nil
+	cancel() // the Manager keeps running: Start's context bounds Start only
 	if err != nil {
+		if timedOut && errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("the start did not finish within -start-timeout %s "+
+				"(another replica may hold the migration lock, or a migration or hook is slow; raise -start-timeout if it needs longer): %w",
+				opts.startTimeout, err)
+		}
 		return err
 	}
 	defer app.close()
@@ -92,7 +160,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- stri
 		return err
 	}
 	srv := &http.Server{Handler: app.handler, ReadHeaderTimeout: 10 * time.Second}
-	logger.Info("serving", "addr", ln.Addr().String(), "db", redact(opts.db))
+	logger.Info("serving", "addr", ln.Addr().String(), "db", redact(opts.db), "max_conns", opts.maxConns)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -118,12 +186,12 @@ type app struct {
 
 // newApp opens the database, starts the plugins of reg and builds the
 // host's router.
-func newApp(ctx context.Context, dsn string, reg *pluginhost.Registry, logger *slog.Logger, token string) (*app, error) {
-	db, err := openDB(dsn)
+func newApp(ctx context.Context, opts options, reg *pluginhost.Registry, logger *slog.Logger, token string) (*app, error) {
+	db, err := openDB(opts.db, opts.maxConns)
 	if err != nil {
 		return nil, err
 	}
-	key, err := secretKey(dsn, logger)
+	key, err := secretKey(ctx, opts.db, db, logger)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -181,7 +249,10 @@ func newApp(ctx context.Context, dsn string, reg *pluginhost.Registry, logger *s
 			return nil
 		})
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, "%s\n", mustJSON(map[string]any{"status": "ok", "app": name, "plugins": plugins, "reports": reports}))
+		st := db.Stats()
+		pool := map[string]any{"max_open": st.MaxOpenConnections, "open": st.OpenConnections, "in_use": st.InUse,
+			"wait_count": st.WaitCount, "wait_ms": st.WaitDuration.Milliseconds()}
+		fmt.Fprintf(w, "%s\n", mustJSON(map[string]any{"status": "ok", "app": name, "plugins": plugins, "reports": reports, "db_pool": pool}))
 	})
 	r.Handle("/api/ready", m.ReadinessHandler())
 	r.Mount("/api/admin", adminAPI)
@@ -226,45 +297,32 @@ func (a *app) close() {
 	_ = a.db.Close()
 }
 
-// openDB opens an SQLite file, or PostgreSQL for a postgres:// URL.
-func openDB(dsn string) (*sql.DB, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		return sql.Open("pgx", dsn)
+// openDB opens an SQLite file, or PostgreSQL for a postgres:// URL, with a
+// pool of at most maxConns connections, all of them kept when idle: under
+// load the pool neither grows past the bound nor closes and reopens
+// connections between requests. A request that finds every connection busy
+// waits for one, within its context.
+func openDB(dsn string, maxConns int) (*sql.DB, error) {
+	var db *sql.DB
+	var err error
+	if isPostgres(dsn) {
+		db, err = sql.Open("pgx", dsn)
+	} else {
+		// WAL lets readers and the writer work at once; the busy timeout
+		// makes concurrent writers wait instead of failing; foreign keys
+		// are off in SQLite unless asked for.
+		db, err = sql.Open("sqlite3", "file:"+dsn+"?_busy_timeout=5000&_foreign_keys=1&_journal_mode=WAL")
 	}
-	// WAL lets readers and the writer work at once; the busy timeout makes
-	// concurrent writers wait instead of failing.
-	return sql.Open("sqlite3", "file:"+dsn+"?_busy_timeout=5000&_foreign_keys=1&_journal_mode=WAL")
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	return db, nil
 }
 
-// secretKey returns the key that seals encrypted settings: hex from
-// PLUGINHOST_SECRET_KEY, or for SQLite a key kept in a file beside the
-// database, made on first start. A real service takes it from its secret
-// store.
-func secretKey(dsn string, logger *slog.Logger) ([]byte, error) {
-	if v := os.Getenv("PLUGINHOST_SECRET_KEY"); v != "" {
-		key, err := hex.DecodeString(v)
-		if err != nil || len(key) != 32 {
-			return nil, errors.New("PLUGINHOST_SECRET_KEY must be 64 hex digits (32 bytes)")
-		}
-		return key, nil
-	}
-	if strings.Contains(dsn, "://") {
-		logger.Warn("PLUGINHOST_SECRET_KEY is not set: encrypted settings cannot be written")
-		return nil, nil
-	}
-	path := dsn + ".key"
-	if data, err := os.ReadFile(path); err == nil {
-		return hex.DecodeString(strings.TrimSpace(string(data)))
-	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-		return nil, err
-	}
-	logger.Info("made a secret key for encrypted settings", "file", path)
-	return key, nil
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
 func redact(dsn string) string {
