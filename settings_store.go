@@ -21,37 +21,48 @@ const settingsTable = "pluginhost_settings"
 // written; without Config.SecretKey that is an error wrapping
 // ErrNoSecretKey.
 func (s *Settings) Set(ctx context.Context, key string, value any) error {
+	owner, err := s.set(ctx, key, value)
+	if err != nil {
+		return err
+	}
+	s.logger.Info("setting changed", "key", key, "owner", owner)
+	// After the writers' lock is released: subscribers are plugin code,
+	// and may set a setting themselves.
+	if s.onChange != nil {
+		s.onChange(ctx, key, owner)
+	}
+	return nil
+}
+
+// set is Set under the writers' lock: it stores and publishes the value and
+// returns the owner of the setting.
+func (s *Settings) set(ctx context.Context, key string, value any) (owner string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.snap.Load()
 	cur := old.byKey[key]
 	if cur == nil {
-		return fmt.Errorf("%w: setting %q is not defined", ErrNotFound, key)
+		return "", fmt.Errorf("%w: setting %q is not defined", ErrNotFound, key)
 	}
 	next := *cur
 	if err := next.assign(value); err != nil {
-		return fmt.Errorf("%w: setting %q: %w", ErrSettingType, key, err)
+		return "", fmt.Errorf("%w: setting %q: %w", ErrSettingType, key, err)
 	}
 	stored, err := s.encode(&next)
 	if err != nil {
-		return err
+		return "", err
 	}
 	c := change{Kind: changeSettings, Key: key, Origin: s.origin}
 	if err := s.store(ctx, key, stored, c); err != nil {
-		return err
+		return "", err
 	}
 	s.publish(old.with(&next))
 	if s.feed != nil {
 		s.feed.committed(c)
 	}
-	s.logger.Info("setting changed", "key", key, "owner", next.owner)
-	if s.onChange != nil {
-		s.onChange(ctx, key, next.owner)
-	}
-	return nil
+	return next.owner, nil
 }
 
-// store writes one value and announces the change in the same transaction.
 func (s *Settings) store(ctx context.Context, key, stored string, c change) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
