@@ -5,26 +5,50 @@ import (
 	"time"
 )
 
-// recordPanic logs a panic recovered from a plugin's code with the stack,
-// counts it, and trips the plugin's circuit breaker when Config.PanicLimit
-// panics fell within Config.PanicWindow of its current run: the plugin and
-// its running dependents are failed at once, so that their routes answer
-// 503 before the panicking request's response is written, and stay so
-// until the plugin is enabled again. It is safe for concurrent use and does
-// not block: the control goroutine drops the plugins' subscriptions, lets
-// their requests finish and runs their Shutdown hooks.
+// recordPanic logs a panic recovered from a plugin's code with the stack
+// and counts it against the plugin's circuit breaker (see recordFault).
 func (m *Manager) recordPanic(pe *PanicError) {
+	if p := m.recordFault(pe.Plugin, pe.Phase, pe, true); p != nil {
+		p.logger.Error("plugin panicked", "where", pe.Phase, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+	}
+}
+
+// recordOverrun logs a call into plugin id's code, where, that was
+// abandoned with err (it overran its bound or called runtime.Goexit), and
+// counts it against the plugin's circuit breaker.
+func (m *Manager) recordOverrun(id, where string, err error) {
+	if p := m.recordFault(id, where, err, false); p != nil {
+		p.logger.Error("plugin code abandoned", "where", where, "err", err)
+	}
+}
+
+// recordFault counts a fault of plugin id's code, in where: a panic or an
+// abandoned call. When Config.PanicLimit faults fell within
+// Config.PanicWindow of the plugin's current run, its circuit breaker
+// trips: the plugin and its running dependents are failed at once, so that
+// their routes answer 503 before the faulting request's response is
+// written, and stay so until the plugin is enabled again. It is safe for
+// concurrent use and does not block: the control goroutine drops the
+// plugins' subscriptions, lets their requests finish and runs their
+// Shutdown hooks. It returns the plugin, or nil for an unknown id.
+func (m *Manager) recordFault(id, where string, fault error, panicked bool) *plugin {
 	why := func(count int) string {
 		return fmt.Sprintf("circuit breaker: %d panics within %s (last in %s: %v); enable the plugin to try again",
-			count, m.cfg.PanicWindow, pe.Phase, pe.Value)
+			count, m.cfg.PanicWindow, where, faultText(fault))
 	}
-	p, tripped := m.plugins.countPanic(pe.Plugin, time.Now(), m.cfg.PanicLimit, m.cfg.PanicWindow, why)
-	if p == nil {
-		return
-	}
-	p.logger.Error("plugin panicked", "where", pe.Phase, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+	p, tripped := m.plugins.countFault(id, panicked, time.Now(), m.cfg.PanicLimit, m.cfg.PanicWindow, why)
 	if tripped {
 		p.logger.Error("circuit breaker tripped: the plugin failed")
 		m.ctl.requestTrip()
 	}
+	return p
+}
+
+// faultText is how a breaker's reason names the last fault: a panic by its
+// value, as before.
+func faultText(fault error) any {
+	if pe, ok := fault.(*PanicError); ok {
+		return pe.Value
+	}
+	return fault
 }

@@ -11,6 +11,16 @@ import (
 // that has not finished Start, or is shutting down.
 var ErrNotRunning = errors.New("pluginhost: manager is not running")
 
+// ErrReentrant is the error of Enable or Disable called with the context
+// of an operation the control goroutine runs, such as the context a
+// synchronous handler of a built-in event receives: that operation waits
+// for the handler, so it cannot run another first. Subscribe with [Async],
+// or call with a context of your own from another goroutine.
+var ErrReentrant = errors.New("pluginhost: Enable or Disable called from within a runtime operation (a synchronous handler of a built-in event?): subscribe with Async")
+
+// onControlLoop marks the contexts of the control goroutine's work.
+type onControlLoop struct{}
+
 // controller is the Manager's control goroutine and what it is asked to
 // do. Every runtime change of plugin state (Enable, Disable, a tripped
 // circuit breaker, a change announced by another replica) runs on it, one
@@ -71,7 +81,7 @@ func (c *controller) start(ctx context.Context) {
 	c.pendingIDs = map[string]bool{}
 	// Every goroutine is started under c.mu, so stop's Wait never races an
 	// Add.
-	c.background.Go(func() { c.loop(bg) })
+	c.background.Go(func() { c.loop(context.WithValue(bg, onControlLoop{}, true)) })
 	if m.cfg.Dialect == Postgres {
 		if f, err := m.startPostgresFeed(ctx, bg); err == nil {
 			c.feed = f
@@ -137,7 +147,7 @@ func (c *controller) loop(ctx context.Context) {
 		case <-c.trip:
 			c.m.windDownTrips(ctx)
 		case op := <-c.ops:
-			opCtx, cancel := context.WithCancel(op.ctx)
+			opCtx, cancel := context.WithCancel(context.WithValue(op.ctx, onControlLoop{}, true))
 			stop := context.AfterFunc(ctx, cancel)
 			op.done <- op.fn(opCtx)
 			stop()
@@ -151,6 +161,9 @@ func (c *controller) loop(ctx context.Context) {
 func (c *controller) submit(ctx context.Context, fn func(ctx context.Context) error) error {
 	if !c.accepting() {
 		return ErrNotRunning
+	}
+	if ctx.Value(onControlLoop{}) != nil {
+		return ErrReentrant
 	}
 	op := &controlOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {

@@ -216,15 +216,14 @@ func newEventBus(m *Manager) *eventBus {
 // publish is Publish on the bus. It takes no lock and, for synchronous
 // subscribers, allocates nothing.
 func publish[E any](ctx context.Context, b *eventBus, e E) {
-	for _, s := range (*b.subs.Load())[reflect.TypeFor[E]()] {
-		if !s.live.Load() {
-			continue
-		}
-		if !b.m.runningAt(s.order) {
+	subs := (*b.subs.Load())[reflect.TypeFor[E]()]
+	synchronous := 0
+	for _, s := range subs {
+		if !s.live.Load() || !b.m.runningAt(s.order) {
 			continue
 		}
 		if s.queue == nil {
-			deliver(ctx, b, s, s.handler.(func(context.Context, E) error), e)
+			synchronous++
 			continue
 		}
 		select {
@@ -233,6 +232,24 @@ func publish[E any](ctx context.Context, b *eventBus, e E) {
 			b.dropEvent(s)
 		}
 	}
+	if synchronous == 0 {
+		return
+	}
+	// The synchronous handlers, in order, each within Config.HookTimeout,
+	// on a goroutine of the library's: a handler that overruns or calls
+	// runtime.Goexit is its plugin's failure, and the next one is called.
+	b.m.runSteps(len(subs), nil, func(i int) error {
+		s := subs[i]
+		if s.queue == nil && s.live.Load() && b.m.runningAt(s.order) {
+			deliver(ctx, b, s, s.handler.(func(context.Context, E) error), e)
+		}
+		return nil
+	}, func(i int, err error, _ bool) {
+		s := subs[i]
+		err = fmt.Errorf("event handler %s: %w", s.event, err)
+		b.m.recordOverrun(s.plugin, "event handler "+s.event, err)
+		b.handlerFailed(ctx, s, err)
+	})
 }
 
 // deliver calls one handler, containing its error or panic.

@@ -70,6 +70,11 @@ type PluginStatus struct {
 	Timings         []PhaseTiming `json:"timings,omitempty"`
 	// Panics counts the panics recovered in the plugin's code since Start.
 	Panics int `json:"panics,omitempty"`
+	// Overruns counts the calls into the plugin's code that the Manager
+	// stopped waiting for since Start: they did not return within
+	// Config.HookTimeout, or called runtime.Goexit. Like panics, they count
+	// toward the circuit breaker.
+	Overruns int `json:"overruns,omitempty"`
 	// EventsDropped counts events its asynchronous subscriptions dropped
 	// because their queue was full.
 	EventsDropped int64 `json:"events_dropped,omitempty"`

@@ -37,7 +37,8 @@ type plugin struct {
 	timings     []PhaseTiming
 	initialized bool        // Init succeeded (or there is none): Shutdown is owed
 	panics      int         // recovered panics since Start
-	recent      []time.Time // times of the panics within Config.PanicWindow
+	overruns    int         // calls abandoned since Start: past their bound, or runtime.Goexit
+	recent      []time.Time // times of the faults (panics, overruns) within Config.PanicWindow
 	mux         *chi.Mux
 	routes      []RouteInfo
 }
@@ -498,20 +499,25 @@ func (t *pluginTable) takeInitialized(p *plugin) bool {
 	return owed
 }
 
-// countPanic counts a panic of plugin id at now. When that makes limit
-// panics within window while the plugin runs, its circuit breaker trips:
+// countFault counts a fault of plugin id at now: a panic when panicked, or
+// else a call abandoned (it overran its bound or called runtime.Goexit).
+// When that makes limit faults within window while the plugin runs, its circuit breaker trips:
 // the plugin and its running dependents fail at once, with the reason
 // why(count) (the gate closes before countPanic returns), and what is left
 // of stopping them is queued for takeWindDowns. It returns nil for an
 // unknown id.
-func (t *pluginTable) countPanic(id string, now time.Time, limit int, window time.Duration, why func(count int) string) (p *plugin, tripped bool) {
+func (t *pluginTable) countFault(id string, panicked bool, now time.Time, limit int, window time.Duration, why func(count int) string) (p *plugin, tripped bool) {
 	t.mu.Lock()
 	p = t.byID[id]
 	if p == nil {
 		t.mu.Unlock()
 		return nil, false
 	}
-	p.panics++
+	if panicked {
+		p.panics++
+	} else {
+		p.overruns++
+	}
 	p.recent = append(p.recent, now)
 	cut := 0
 	for cut < len(p.recent) && now.Sub(p.recent[cut]) > window {
@@ -544,7 +550,7 @@ func (t *pluginTable) statuses(missing func(owner string) []string, dropped func
 		st := PluginStatus{
 			ID: p.id, State: p.state, Reason: p.reason, Since: p.since,
 			Warnings: slices.Clone(p.warnings), MissingSettings: missing(p.id),
-			Timings: slices.Clone(p.timings), Panics: p.panics, EventsDropped: dropped(p.id),
+			Timings: slices.Clone(p.timings), Panics: p.panics, Overruns: p.overruns, EventsDropped: dropped(p.id),
 		}
 		if p.manifest != nil {
 			st.Name, st.Version = p.manifest.Name, p.manifest.Version
