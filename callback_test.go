@@ -200,3 +200,40 @@ func TestBuiltInEventHandlerCallingEnable(t *testing.T) {
 		require.Equal(t, pluginhost.StateRunning, status(t, m, "y").State)
 	})
 }
+
+// Shutdown lets asynchronous subscribers receive what was queued for them
+// before it began, within Config.HookTimeout, before the plugins stop.
+func TestShutdownDeliversQueuedEvents(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		entered, release := make(chan struct{}), make(chan struct{})
+		got := make(chan int, 8)
+		p := listener("p", func(h *pluginhost.Host) {
+			pluginhost.Subscribe(h, func(_ context.Context, ev evB) error {
+				if ev.N == 1 {
+					close(entered)
+					<-release
+				}
+				got <- ev.N
+				return nil
+			}, pluginhost.Async(4))
+		})
+		m, err := pluginhost.New(e.config(p))
+		require.NoError(t, err)
+		require.NoError(t, m.Start(context.Background()))
+		for n := 1; n <= 3; n++ {
+			pluginhost.Publish(context.Background(), m, evB{N: n})
+		}
+		<-entered // events 2 and 3 wait in the queue
+		shut := make(chan error, 1)
+		go func() { shut <- m.Shutdown(context.Background()) }()
+		close(release)
+		require.NoError(t, receiveWithin(t, shut, 5*time.Second))
+		close(got)
+		var all []int
+		for n := range got {
+			all = append(all, n)
+		}
+		require.Equal(t, []int{1, 2, 3}, all)
+	})
+}

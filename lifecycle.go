@@ -306,13 +306,14 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 }
 
 // stop is the one stop path, of Shutdown and of a Start that failed: it
-// stops the controller, moves every starting or running plugin to stopped
-// with reason (which closes its gate), drops their subscriptions and
-// providers, lets in-flight requests finish within ctx, runs the Shutdown
-// hooks owed in reverse order and closes the event bus. It returns the
-// hooks' errors joined.
+// stops the controller, closes the event bus (asynchronous subscribers get
+// what was queued for them first), moves every starting or running plugin
+// to stopped with reason (which closes its gate), drops their providers,
+// lets in-flight requests finish within ctx and runs the Shutdown hooks
+// owed in reverse order. It returns the hooks' errors joined.
 func (m *Manager) stop(ctx context.Context, reason string) error {
 	m.ctl.stop()
+	m.events.close() // delivers what is queued while the plugins still run
 	stopped, closed := m.plugins.stopAll(reason)
 	for _, p := range stopped {
 		m.events.dropPlugin(p.id)
@@ -321,9 +322,7 @@ func (m *Manager) stop(ctx context.Context, reason string) error {
 	if err := drain(ctx, closed); err != nil {
 		m.log.Warn("requests still in flight at shutdown", "err", err)
 	}
-	err := m.shutdownPlugins(ctx, m.plugins.ordered())
-	m.events.close()
-	return err
+	return m.shutdownPlugins(ctx, m.plugins.ordered())
 }
 
 // shutdownPlugins runs the Shutdown hooks of the initialized plugins among
