@@ -237,3 +237,33 @@ func TestShutdownDeliversQueuedEvents(t *testing.T) {
 		require.Equal(t, []int{1, 2, 3}, all)
 	})
 }
+
+// A Seed left running past Config.HookTimeout fails its plugin; its
+// context is canceled then, so the write it makes afterwards through that
+// context fails and leaves no row.
+func TestOverrunSeedWritesNothingThroughItsContext(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		release := make(chan struct{})
+		wrote := make(chan error, 1)
+		p := &fake{
+			manifest: manifest("late", "1.0.0"),
+			tables:   []pluginhost.Table{{Name: "items", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}, {Name: "name"}}}},
+			seed: func(ctx context.Context, h *pluginhost.Host) error {
+				<-release // ignores its deadline, as a buggy hook would
+				_, err := h.DB().ExecContext(ctx, `INSERT INTO `+h.DB().Table("items")+` (id, name) VALUES (1, 'late')`)
+				wrote <- err
+				return err
+			},
+		}
+		cfg := e.config(p)
+		cfg.HookTimeout = 100 * time.Millisecond
+		m := e.start(cfg)
+		require.Equal(t, pluginhost.StateFailed, status(t, m, "late").State)
+		close(release)
+		require.ErrorIs(t, receiveWithin(t, wrote, 5*time.Second), context.DeadlineExceeded)
+		var n int
+		require.NoError(t, e.db.QueryRow(`SELECT count(*) FROM late__items`).Scan(&n))
+		require.Zero(t, n)
+	})
+}

@@ -71,10 +71,17 @@ type Config struct {
 	// context (see PluginID). Nil: none.
 	Middleware []func(http.Handler) http.Handler
 
-	// HookTimeout bounds each call of a plugin hook (Seed, Init,
-	// RegisterRoutes, Shutdown, …): a hook that has not returned by then
-	// fails its plugin, not the boot. Its context carries the deadline.
-	// Zero: 30 seconds.
+	// HookTimeout bounds each call the Manager makes into plugin code and
+	// waits for: hooks (Seed, Init, RegisterRoutes, Shutdown, …),
+	// synchronous event handlers and extension calls (Each, Call). A call
+	// that has not returned by then is abandoned: a hook fails its plugin,
+	// not the boot; a handler or provider is counted against its plugin's
+	// circuit breaker and the caller goes on. Its context carries the
+	// deadline and is canceled when the call is abandoned, so SQL the call
+	// runs through that context fails; what it does otherwise (its own
+	// goroutines, SQL on another context) cannot be stopped in-process, but
+	// what it hands the Manager afterwards (routes, subscriptions,
+	// providers) is discarded. Zero: 30 seconds.
 	HookTimeout time.Duration
 
 	// PanicLimit and PanicWindow make a circuit breaker: a plugin whose
