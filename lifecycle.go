@@ -59,6 +59,16 @@ type PluginStatus struct {
 	State   State  `json:"state"`
 	// Reason says why a plugin is disabled or failed.
 	Reason string `json:"reason,omitempty"`
+	// Err is the failure behind Reason, as an error whose text is Reason,
+	// for errors.Is and errors.As: it wraps the cause, such as
+	// ErrIncompatible, ErrNotFound (a dependency that is not registered),
+	// a *ManifestError, a *PanicError or the error a hook returned. It is
+	// set while the plugin is failed, and while it is disabled because a
+	// dependency is (then it wraps ErrDependency, and the dependency's own
+	// error where it has one); it is nil otherwise: while the plugin
+	// starts, runs or is stopped, and when an operator or Config disabled
+	// it. Err is not part of the JSON; Reason is.
+	Err error `json:"-"`
 	// Since is when the plugin entered State.
 	Since time.Time `json:"since,omitzero"`
 	// Warnings lists what was ignored: unknown manifest fields, settings
@@ -137,7 +147,9 @@ const startUndoTimeout = 30 * time.Second
 // migrations; merge the settings; seed; Init; register routes; serve. A
 // plugin that fails a phase is marked failed with the reason, together with
 // its dependents, and the others go on, unless Config makes it required:
-// then Start undoes what it started and returns an error naming it. A
+// then Start undoes what it started and returns an error naming it, which
+// wraps ErrRequired and the plugin's failure (see PluginStatus.Err), so
+// that errors.Is and errors.As find its cause. A
 // failing core migration, or a database that cannot be reached, fails
 // Start. Start may be called once.
 func (m *Manager) Start(ctx context.Context) error {
@@ -219,21 +231,23 @@ func (m *Manager) announce(ctx context.Context) {
 }
 
 // requiredErr returns an error wrapping ErrRequired for every required
-// plugin that is not starting or running.
+// plugin that is not starting or running, each wrapping the plugin's
+// failure too (ErrNotFound for one that is not registered).
 func (m *Manager) requiredErr() error {
 	var errs []error
 	// A plugin named in Config.Required must run; RequireAll only covers
 	// the plugins that are not disabled.
 	check := func(id string, p *plugin, named bool) {
 		if p == nil {
-			errs = append(errs, fmt.Errorf("%w: plugin %q is not registered", ErrRequired, id))
+			errs = append(errs, withCauses(fmt.Sprintf("%v: plugin %q is not registered", ErrRequired, id), ErrRequired, ErrNotFound))
 			return
 		}
-		switch state, reason, _ := m.plugins.stateOf(p); {
+		switch state, reason, err := m.plugins.outcome(p); {
 		case state == StateFailed:
-			errs = append(errs, fmt.Errorf("%w: plugin %q failed: %s", ErrRequired, id, reason))
+			errs = append(errs, withCauses(fmt.Sprintf("%v: plugin %q failed: %s", ErrRequired, id, reason), ErrRequired, err))
 		case state == StateDisabled && named:
-			errs = append(errs, fmt.Errorf("%w: plugin %q is disabled: %s", ErrRequired, id, reason))
+			// err wraps ErrDependency when a dependency disabled it.
+			errs = append(errs, withCauses(fmt.Sprintf("%v: plugin %q is disabled: %s", ErrRequired, id, reason), ErrRequired, err))
 		}
 	}
 	for _, id := range m.cfg.Required {
