@@ -134,7 +134,9 @@ func New(cfg Config) (*Manager, error) {
 }
 
 // Settings returns the global settings store. Its definitions and values
-// are loaded by Start.
+// are loaded by Start: before Start, reads and writes return an error
+// wrapping ErrNotRunning; after Shutdown (or a Start that failed), reads
+// serve the last values and writes return an error wrapping ErrClosed.
 func (m *Manager) Settings() *Settings { return m.settings }
 
 // startUndoTimeout bounds the Shutdown hooks Start runs when it fails.
@@ -162,6 +164,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		return ErrAlreadyStarted
 	}
 	m.started = true
+	m.settings.begin()
 	began := time.Now()
 	if err := m.start(ctx); err != nil {
 		// Undo what started, within a bound even if ctx is already done.
@@ -323,8 +326,9 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 // stops the controller, closes the event bus (asynchronous subscribers get
 // what was queued for them first), moves every starting or running plugin
 // to stopped with reason (which closes its gate), drops their providers,
-// lets in-flight requests finish within ctx and runs the Shutdown hooks
-// owed in reverse order. It returns the hooks' errors joined.
+// lets in-flight requests finish within ctx, runs the Shutdown hooks owed
+// in reverse order and refuses further settings writes (ErrClosed). It
+// returns the hooks' errors joined.
 func (m *Manager) stop(ctx context.Context, reason string) error {
 	m.ctl.stop()
 	m.events.close() // delivers what is queued while the plugins still run
@@ -336,7 +340,9 @@ func (m *Manager) stop(ctx context.Context, reason string) error {
 	if err := drain(ctx, closed); err != nil {
 		m.log.Warn("requests still in flight at shutdown", "err", err)
 	}
-	return m.shutdownPlugins(ctx, m.plugins.ordered())
+	err := m.shutdownPlugins(ctx, m.plugins.ordered())
+	m.settings.close() // after the Shutdown hooks, which may still write
+	return err
 }
 
 // shutdownPlugins runs the Shutdown hooks of the initialized plugins among
