@@ -32,9 +32,9 @@ func (m *Manager) recordOverrun(id, where string, err error) {
 // plugins' subscriptions, lets their requests finish and runs their
 // Shutdown hooks. It returns the plugin, or nil for an unknown id.
 func (m *Manager) recordFault(id, where string, fault error, panicked bool) *plugin {
-	why := func(count int) string {
-		return fmt.Sprintf("circuit breaker: %d panics within %s (last in %s: %v); enable the plugin to try again",
-			count, m.cfg.PanicWindow, where, faultText(fault))
+	why := func(count int) error {
+		return withCauses(fmt.Sprintf("circuit breaker: %d panics within %s (last in %s: %v); enable the plugin to try again",
+			count, m.cfg.PanicWindow, where, faultText(fault)), fault)
 	}
 	p, tripped := m.plugins.countFault(id, panicked, time.Now(), m.cfg.PanicLimit, m.cfg.PanicWindow, why)
 	if tripped {

@@ -119,7 +119,8 @@ func (m *Manager) enable(ctx context.Context, id string, persist bool) error {
 	}
 	state, reason, _ := m.plugins.stateOf(p)
 	if p.manifest == nil || p.order < 0 {
-		return fmt.Errorf("pluginhost: plugin %q cannot be enabled: %s", id, reason)
+		_, _, cause := m.plugins.outcome(p) // its manifest's error, or the cycle
+		return withCauses(fmt.Sprintf("pluginhost: plugin %q cannot be enabled: %s", id, reason), ErrStartFailed, cause)
 	}
 	if err := m.dependenciesRunning(p, nil); err != nil {
 		return err

@@ -16,15 +16,15 @@ import (
 var apiVersion = semver.MustParse(APIVersion)
 
 // discover snapshots the registry. A plugin whose manifest did not parse is
-// failed with the reason.
+// failed with the manifest's error.
 func (m *Manager) discover() {
 	regs := m.cfg.Registry.snapshot()
 	ps := make([]*plugin, 0, len(regs))
-	failed := map[*plugin]string{}
+	failed := map[*plugin]error{}
 	for _, reg := range regs {
 		p := &plugin{id: reg.key, plugin: reg.plugin, manifest: reg.manifest, order: -1, logger: m.log.With("plugin", reg.key)}
 		if reg.err != nil {
-			failed[p] = PhaseDiscover + ": " + reg.err.Error()
+			failed[p] = reg.err
 		}
 		ps = append(ps, p)
 	}
@@ -46,7 +46,7 @@ func (m *Manager) resolve(ctx context.Context, sess *schemaSession) error {
 	for _, id := range ids {
 		// A plugin already disabled or failed keeps that first reason.
 		if cycle, ok := sorted.Cycles[id]; ok {
-			m.plugins.fail(m.plugins.get(id), PhaseResolve, fmt.Errorf("dependency cycle %s", cycle))
+			m.plugins.fail(m.plugins.get(id), PhaseResolve, withCauses("dependency cycle "+cycle, ErrDependency))
 		}
 	}
 	m.checkDependencies(sorted.Order)

@@ -19,7 +19,8 @@ const settingsTable = "pluginhost_settings"
 // for string settings, a bool for boolean settings and any Go integer or
 // finite float for numbers. Encrypted settings are sealed before they are
 // written; without Config.SecretKey that is an error wrapping
-// ErrNoSecretKey.
+// ErrNoSecretKey. Before the Manager's Start, Set returns an error wrapping
+// ErrNotRunning; after its Shutdown, ErrClosed; neither writes anything.
 func (s *Settings) Set(ctx context.Context, key string, value any) error {
 	owner, err := s.set(ctx, key, value)
 	if err != nil {
@@ -39,6 +40,9 @@ func (s *Settings) Set(ctx context.Context, key string, value any) error {
 func (s *Settings) set(ctx context.Context, key string, value any) (owner string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.writable(key); err != nil {
+		return "", err
+	}
 	old := s.snap.Load()
 	cur := old.byKey[key]
 	if cur == nil {

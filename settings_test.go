@@ -108,7 +108,7 @@ func TestSettingsTypedAccess(t *testing.T) {
 		m, err := pluginhost.New(cfg)
 		require.NoError(t, err)
 		_, err = m.Settings().String("t.str")
-		require.ErrorIs(t, err, pluginhost.ErrNotFound, "nothing is defined before Start")
+		require.ErrorIs(t, err, pluginhost.ErrNotRunning, "nothing is loaded before Start")
 		require.NoError(t, m.Start(ctx))
 		t.Cleanup(func() { _ = m.Shutdown(ctx) })
 		s := m.Settings()
