@@ -142,7 +142,9 @@ func (m *Manager) enable(ctx context.Context, id string, persist bool) error {
 		}
 	}
 	m.announce(ctx)
-	if state, reason, _ := m.plugins.stateOf(p); state != StateRunning {
+	if state, reason, err := m.plugins.outcome(p); state != StateRunning && err != nil {
+		return fmt.Errorf("%w: plugin %q did not start: %w", ErrStartFailed, id, err)
+	} else if state != StateRunning {
 		return fmt.Errorf("%w: plugin %q did not start: %s", ErrStartFailed, id, reason)
 	}
 	return nil

@@ -289,3 +289,24 @@ func TestEnableInvalidManifest(t *testing.T) {
 		require.ErrorContains(t, err, `plugin "bad" cannot be enabled`)
 	})
 }
+
+// Enable's error holds the cause of the failed start: errors.Is finds the
+// hook's error.
+func TestEnableErrorHoldsTheCause(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		fail := false
+		p := &fake{manifest: manifest("p", "1.0.0"), init: func(context.Context, *pluginhost.Host) error {
+			if fail {
+				return errTest
+			}
+			return nil
+		}}
+		m := e.start(e.config(p))
+		require.NoError(t, m.Disable(context.Background(), "p"))
+		fail = true // read by Init on the control goroutine, after this write
+		err := m.Enable(context.Background(), "p")
+		require.ErrorIs(t, err, pluginhost.ErrStartFailed)
+		require.ErrorIs(t, err, errTest)
+	})
+}
