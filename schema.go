@@ -80,6 +80,34 @@ func (s *schemaSession) lock(ctx context.Context) error {
 	return nil
 }
 
+// heal replaces the session's connection if it broke, and is called after
+// a plugin's schema work failed: a hook that overran its timeout with a
+// statement in flight leaves it broken on PostgreSQL, where pgx closes a
+// connection whose query was canceled. The migration lock, if held, ended
+// with that session; it is taken again on the new connection, which reads
+// the ledger again. A session that cannot be healed fails every later
+// attempt to lock with the reason, which fails the bring-up. A working
+// connection costs one ping.
+func (s *schemaSession) heal(ctx context.Context) {
+	if s.lockErr != nil || s.conn.PingContext(ctx) == nil {
+		return
+	}
+	s.log.Warn("the schema session's connection broke; opening another")
+	held := s.unlock != nil
+	s.unlock = nil // the lock went with the session
+	discard(s.conn)
+	_ = s.conn.Close()
+	conn, err := s.m.cfg.DB.Conn(ctx)
+	if err != nil {
+		s.conn, s.lockErr = nil, fmt.Errorf("the schema session's connection broke and no other could be opened: %w", err)
+		return
+	}
+	s.conn = conn
+	if held {
+		_ = s.lock(ctx) // a failure is kept in s.lockErr
+	}
+}
+
 // close releases the lock, if held, and the connection. It may be called
 // more than once.
 func (s *schemaSession) close(ctx context.Context) {
@@ -87,7 +115,9 @@ func (s *schemaSession) close(ctx context.Context) {
 		s.unlock(ctx)
 		s.unlock = nil
 	}
-	_ = s.conn.Close()
+	if s.conn != nil {
+		_ = s.conn.Close()
+	}
 }
 
 // loadLedger reads the whole ledger in one query, or an empty ledger on a
