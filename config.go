@@ -34,8 +34,12 @@ type Config struct {
 	Logger *slog.Logger
 
 	// CoreMigrations holds the host's own migrations: folders "sqlite" and
-	// "postgres" of files named NNNN_name.sql, applied in order, each in one
-	// transaction with its ledger row, before any plugin's tables. Nil: none.
+	// "postgres" at its root of files named NNNN_name.sql, applied in order,
+	// each in one transaction with its ledger row, before any plugin's
+	// tables. They are checked as a plugin's are (see [Migrator]): a
+	// statement that controls the transaction, a goose annotation that
+	// cannot be honoured, or SQL files without a folder for the current
+	// dialect fail Start before any migration runs. Nil: none.
 	CoreMigrations fs.FS
 
 	// CoreSettingGroups and CoreSettings are the host's settings. They are
