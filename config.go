@@ -93,6 +93,16 @@ type Config struct {
 	// Zero: 5 seconds.
 	HealthTimeout time.Duration
 
+	// AllowForeignKeysOff lets plugins that declare foreign keys start on a
+	// SQLite connection that does not enforce them (PRAGMA foreign_keys is
+	// 0, the SQLite default), each with a warning on its status; their
+	// references are then not checked and ON DELETE actions do not run.
+	// Default (false): such a plugin fails Start, or Enable, with an error
+	// that names the DSN option _foreign_keys=1 of mattn/go-sqlite3, which
+	// turns enforcement on for every connection of the pool. PostgreSQL
+	// always enforces foreign keys.
+	AllowForeignKeysOff bool
+
 	// DevMode drops and recreates a plugin's declared tables whose
 	// definition changed since they were created, losing their data, and
 	// logs that at Warn. Default (false): a changed table is refused and the

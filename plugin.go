@@ -15,8 +15,11 @@ import (
 //
 // Everything else a plugin can do is an optional interface found by type
 // assertion: [TableProvider], [Migrator], [Seeder], [Initializer],
-// [RouteRegistrar], [Shutdowner] and [HealthChecker]. Manifest is called once, when the plugin
-// is registered; it must return the same bytes every time.
+// [RouteRegistrar], [Shutdowner] and [HealthChecker]. A method named like
+// one of theirs whose signature differs is never called; it is reported as
+// a warning on the plugin's status, naming the signature wanted. Manifest
+// is called once, when the plugin is registered; it must return the same
+// bytes every time.
 type Plugin interface {
 	Manifest() []byte
 }
