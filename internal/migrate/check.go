@@ -173,14 +173,14 @@ func missingFolder(fsys fs.FS, dir string) error {
 	if parent := path.Dir(path.Dir(first)); parent != "." && isDialectDir(path.Base(path.Dir(first))) {
 		// The dialect folders are one level or more down, as with
 		// //go:embed migrations.
-		return fmt.Errorf("no folder %q for the current dialect, but SQL files one level down (%s): %s; for //go:embed %s, return fs.Sub(fsys, %q)",
+		return fmt.Errorf("the migrations file system has no folder %q for the current dialect, but SQL files further down (%s): %s; for //go:embed %s, return fs.Sub(fsys, %q)",
 			dir, strings.Join(found, ", "), layout, parent, parent)
 	}
 	if other := path.Dir(first); isDialectDir(other) {
-		return fmt.Errorf("no folder %q for the current dialect, only SQL files for %s (%s): %s; add %s/NNNN_name.sql files or, when %s needs none, a %s/ folder holding any other file (such as %s/README)",
+		return fmt.Errorf("the migrations file system has no folder %q for the current dialect, only SQL files for %s (%s): %s; add %s/NNNN_name.sql files or, when %s needs none, a %s/ folder holding any other file (such as %s/README)",
 			dir, other, strings.Join(found, ", "), layout, dir, dir, dir, dir)
 	}
-	return fmt.Errorf("no folder %q for the current dialect, but SQL files elsewhere (%s): %s; with //go:embed, return fs.Sub of the folder that holds sqlite/ and postgres/",
+	return fmt.Errorf("the migrations file system has no folder %q for the current dialect, but SQL files elsewhere (%s): %s; with //go:embed, return fs.Sub of the folder that holds sqlite/ and postgres/",
 		dir, strings.Join(found, ", "), layout)
 }
 
