@@ -34,8 +34,12 @@ type Config struct {
 	Logger *slog.Logger
 
 	// CoreMigrations holds the host's own migrations: folders "sqlite" and
-	// "postgres" of files named NNNN_name.sql, applied in order, each in one
-	// transaction with its ledger row, before any plugin's tables. Nil: none.
+	// "postgres" at its root of files named NNNN_name.sql, applied in order,
+	// each in one transaction with its ledger row, before any plugin's
+	// tables. They are checked as a plugin's are (see [Migrator]): a
+	// statement that controls the transaction, a goose annotation that
+	// cannot be honoured, or SQL files without a folder for the current
+	// dialect fail Start before any migration runs. Nil: none.
 	CoreMigrations fs.FS
 
 	// CoreSettingGroups and CoreSettings are the host's settings. They are
@@ -95,6 +99,16 @@ type Config struct {
 	// HealthTimeout bounds each plugin's health check in Manager.Health.
 	// Zero: 5 seconds.
 	HealthTimeout time.Duration
+
+	// AllowForeignKeysOff lets plugins that declare foreign keys start on a
+	// SQLite connection that does not enforce them (PRAGMA foreign_keys is
+	// 0, the SQLite default), each with a warning on its status; their
+	// references are then not checked and ON DELETE actions do not run.
+	// Default (false): such a plugin fails Start, or Enable, with an error
+	// that names the DSN option _foreign_keys=1 of mattn/go-sqlite3, which
+	// turns enforcement on for every connection of the pool. PostgreSQL
+	// always enforces foreign keys.
+	AllowForeignKeysOff bool
 
 	// DevMode drops and recreates a plugin's declared tables whose
 	// definition changed since they were created, losing their data, and

@@ -15,9 +15,11 @@ import (
 //
 // Everything else a plugin can do is an optional interface found by type
 // assertion: [TableProvider], [Migrator], [SeedOncer], [Seeder],
-// [Initializer], [RouteRegistrar], [Shutdowner] and [HealthChecker].
-// Manifest is called once, when the plugin is registered; it must return
-// the same bytes every time.
+// [Initializer], [RouteRegistrar], [Shutdowner] and [HealthChecker]. A
+// method named like one of theirs whose signature differs is never called;
+// it is reported as a warning on the plugin's status, naming the signature
+// wanted. Manifest is called once, when the plugin is registered; it must
+// return the same bytes every time.
 type Plugin interface {
 	Manifest() []byte
 }
@@ -30,10 +32,21 @@ type TableProvider interface {
 }
 
 // Migrator is implemented by plugins that ship versioned SQL migrations.
-// The returned file system holds one folder per dialect, "sqlite" and
-// "postgres", each with files named NNNN_name.sql; they are applied in
-// order, after the plugin's declared tables, and recorded in the ledger
-// under the plugin's id.
+// The returned file system holds one folder per dialect at its root,
+// "sqlite" and "postgres", each with files named NNNN_name.sql; they are
+// applied in order, after the plugin's declared tables, and recorded in the
+// ledger under the plugin's id. With //go:embed migrations, return
+// fs.Sub(files, "migrations"): SQL files but no folder for the current
+// dialect fail the plugin.
+//
+// A plugin's schema work runs in one transaction, so a migration must not
+// control it: a statement BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK,
+// ABORT, SAVEPOINT, RELEASE or PREPARE TRANSACTION (outside strings,
+// comments and bodies such as a trigger's) fails the plugin before any of
+// its schema work runs, naming the file and line. Of a goose migration
+// only the Up section runs ("-- +goose Up" up to "-- +goose Down");
+// StatementBegin and StatementEnd are accepted, and NO TRANSACTION, ENVSUB
+// or any other annotation fails the plugin.
 type Migrator interface {
 	Migrations() fs.FS
 }

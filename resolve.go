@@ -19,6 +19,10 @@ var apiVersion = semver.MustParse(APIVersion)
 // failed with the manifest's error.
 func (m *Manager) discover() {
 	regs := m.cfg.Registry.snapshot()
+	if len(regs) == 0 {
+		m.log.Warn("no plugins are registered",
+			"hint", `a plugin registers itself from its package's init function: is the package imported, as in import _ "example.com/app/plugins/notes"? Or pass Config.Registry`)
+	}
 	ps := make([]*plugin, 0, len(regs))
 	failed := map[*plugin]error{}
 	for _, reg := range regs {
@@ -113,7 +117,8 @@ func (m *Manager) resolveOne(p *plugin, disabled, overrides map[string]bool) {
 
 // prepare checks what a plugin's own manifest asks of the host (its host
 // constraint, its setting groups, its config values) and makes the Host of
-// its run, with the warnings its config values gave.
+// its run, with the warnings its config values and its methods gave (a
+// method named like a capability's with another signature).
 func (m *Manager) prepare(p *plugin) (*Host, []string, error) {
 	if err := checkHost(p.manifest); err != nil {
 		return nil, nil, err
@@ -125,6 +130,7 @@ func (m *Manager) prepare(p *plugin) (*Host, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	warnings = append(warnings, capabilityWarnings(p.plugin)...)
 	h := &Host{
 		id: p.id, manifest: p.manifest, logger: p.logger, settings: m.settings, config: cfg, m: m,
 		db: &DB{sql: m.cfg.DB, dialect: m.cfg.Dialect, prefix: tablePrefix(p.id)},

@@ -32,6 +32,11 @@ type schemaSession struct {
 	// lockErr is why the lock could not be taken: every later attempt
 	// fails with it too, rather than wait again or use a closed connection.
 	lockErr error
+	// foreignKeys is whether the connection enforces foreign keys (SQLite),
+	// once read; misconfigured is the database's misconfiguration a plugin
+	// ran into (foreign keys not enforced), which fails the bring-up.
+	foreignKeys   *bool
+	misconfigured error
 }
 
 // openSchemaSession takes a connection for m's schema work and reads the

@@ -78,6 +78,9 @@ func (s *schemaSession) migratePlugin(ctx context.Context, p *plugin) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkForeignKeys(ctx, p, decl); err != nil {
+		return err
+	}
 	plan, err := s.planUnderLock(ctx, p.id, decl)
 	if err != nil {
 		return err

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -193,11 +195,23 @@ func (s *Settings) Number(key string) (float64, error) {
 	return v.num, nil
 }
 
-// Int returns the value of a number setting as an int64, truncating any
-// fraction.
+// Int returns the value of a number setting as an int64; 0 when it has no
+// value. A value that is not a whole number within the range of int64
+// (2.5, 1e19) is an error wrapping ErrSettingType, as is a setting of
+// another type: Int never rounds, truncates or wraps. Read such a value
+// with Number.
 func (s *Settings) Int(key string) (int64, error) {
 	n, err := s.Number(key)
-	return int64(n), err
+	if err != nil {
+		return 0, err
+	}
+	// -2⁶³ is exactly a float64, and so is 2⁶³, the first value past
+	// MaxInt64; NaN fails the first comparison.
+	if n != math.Trunc(n) || n < math.MinInt64 || n >= -math.MinInt64 {
+		return 0, fmt.Errorf("%w: setting %q holds %s, which is not a whole number within the range of int64; read it with Number",
+			ErrSettingType, key, strconv.FormatFloat(n, 'g', -1, 64))
+	}
+	return int64(n), nil
 }
 
 // Bool returns the value of a boolean setting; false when it has no value.

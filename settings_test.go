@@ -116,10 +116,9 @@ func TestSettingsTypedAccess(t *testing.T) {
 		require.Equal(t, "hello", readSetting(t, s, "t.str"))
 		require.Equal(t, 2.75, readSetting(t, s, "t.num"))
 		require.Equal(t, true, readSetting(t, s, "t.bool"))
-		n, err := s.Int("t.num")
-		require.NoError(t, err)
-		require.EqualValues(t, 2, n, "Int truncates")
-		n, err = s.Int("t.int")
+		_, err = s.Int("t.num")
+		require.ErrorIs(t, err, pluginhost.ErrSettingType, "Int does not truncate 2.75")
+		n, err := s.Int("t.int")
 		require.NoError(t, err)
 		require.EqualValues(t, 7, n)
 
