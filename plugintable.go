@@ -339,24 +339,6 @@ func (t *pluginTable) stopLocked(root *plugin, to State, why error) (stopped []*
 	return stopped
 }
 
-// windDown is what is left to do for plugins that stopped without their
-// subscriptions dropped, their requests drained and their Shutdown hooks
-// run: a breaker trip stops a plugin where the panic happens, and leaves
-// the rest to the control goroutine.
-type windDown struct {
-	stopped []*plugin
-	closed  []*mount
-}
-
-// takeWindDowns returns the wind-downs pending and clears them.
-func (t *pluginTable) takeWindDowns() []windDown {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	w := t.windDowns
-	t.windDowns = nil
-	return w
-}
-
 // running moves the starting plugins among ps to running.
 func (t *pluginTable) running(ps []*plugin) {
 	t.mu.Lock()
@@ -535,46 +517,6 @@ func (t *pluginTable) takeInitialized(p *plugin) bool {
 	owed := p.initialized
 	p.initialized = false
 	return owed
-}
-
-// countFault counts a fault of plugin id at now: a panic when panicked, or
-// else a call abandoned (it overran its bound or called runtime.Goexit).
-// When that makes limit faults within window while the plugin runs, its circuit breaker trips:
-// the plugin and its running dependents fail at once, with the error
-// why(count) (the gate closes before countFault returns), and what is left
-// of stopping them is queued for takeWindDowns. It returns nil for an
-// unknown id.
-func (t *pluginTable) countFault(id string, panicked bool, now time.Time, limit int, window time.Duration, why func(count int) error) (p *plugin, tripped bool) {
-	t.mu.Lock()
-	p = t.byID[id]
-	if p == nil {
-		t.mu.Unlock()
-		return nil, false
-	}
-	if panicked {
-		p.panics++
-	} else {
-		p.overruns++
-	}
-	p.recent = append(p.recent, now)
-	cut := 0
-	for cut < len(p.recent) && now.Sub(p.recent[cut]) > window {
-		cut++
-	}
-	p.recent = p.recent[cut:]
-	if limit <= 0 || len(p.recent) < limit || p.state != StateRunning {
-		t.mu.Unlock()
-		return p, false
-	}
-	stopped := t.stopLocked(p, StateFailed, why(len(p.recent)))
-	closed := t.publishLocked()
-	t.dirty = false
-	t.windDowns = append(t.windDowns, windDown{stopped: stopped, closed: closed})
-	t.unlock()
-	for _, c := range closed {
-		c.close()
-	}
-	return p, true
 }
 
 // statuses reports every plugin, by id, with missing (the required
