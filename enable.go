@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -234,30 +235,42 @@ ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded
 	return nil
 }
 
-// followReplicas reloads what other Managers may have changed: the
-// settings, then, once runtime operations are accepted, the plugins'
-// enable flags.
-func (m *Manager) followReplicas(ctx context.Context) {
-	if err := m.settings.reload(ctx); err != nil && ctx.Err() == nil {
-		m.log.Error("reload settings", "err", err)
+// followReplicas reads again and applies what other Managers changed:
+// the settings, then, once runtime operations are accepted, the plugins'
+// enable flags. What it could not read stays pending, and the error says
+// why, for the control goroutine to retry.
+func (m *Manager) followReplicas(ctx context.Context) error {
+	w := m.ctl.takeFollow(m.ctl.accepting())
+	var failed followWork
+	var errs []error
+	if w.settings {
+		if err := m.settings.reload(ctx); err != nil {
+			failed.settings = true
+			errs = append(errs, err)
+		}
 	}
-	if m.ctl.accepting() {
-		m.reconcile(ctx)
+	if w.reconcile() {
+		if err := m.reconcile(ctx, w.ids, w.all); err != nil {
+			failed.ids, failed.all = w.ids, w.all
+			errs = append(errs, err)
+		}
 	}
+	if len(errs) == 0 {
+		return nil
+	}
+	m.ctl.putBack(failed)
+	return errors.Join(errs...)
 }
 
-// reconcile follows the choices other Managers persisted: it disables the
-// plugins an operator disabled elsewhere and enables those enabled
-// elsewhere (a failed plugin too, when the change names it).
-func (m *Manager) reconcile(ctx context.Context) {
-	ids, all := m.ctl.takeReconcile()
-	if len(ids) == 0 && !all {
-		return
-	}
+// reconcile follows the choices other Managers persisted for the plugins
+// ids, or all of them: it disables the plugins an operator disabled
+// elsewhere and enables those enabled elsewhere (a failed plugin too, when
+// ids names it). It fails, and changes nothing, when the choices cannot be
+// read.
+func (m *Manager) reconcile(ctx context.Context, ids map[string]bool, all bool) error {
 	overrides, err := m.readOverridesPooled(ctx)
 	if err != nil {
-		m.log.Error("read plugin overrides", "err", err)
-		return
+		return err
 	}
 	for _, p := range m.plugins.ordered() {
 		enabled, ok := overrides[p.id]
@@ -268,6 +281,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 			p.logger.Warn("could not follow another replica", "err", err)
 		}
 	}
+	return nil
 }
 
 // follow applies another replica's choice for p: disable it if it is
