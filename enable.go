@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"maps"
@@ -211,24 +212,23 @@ func (m *Manager) dependenciesRunning(p *plugin, starting map[string]bool) error
 }
 
 // writeOverride persists an operator's choice for plugin id and announces
-// it to the other Managers, in one transaction.
+// it to the other Managers, in one transaction, run once more on a fresh
+// connection if its connection died (see inTx): it writes the same again.
 func (m *Manager) writeOverride(ctx context.Context, id string, enabled bool) error {
-	tx, err := m.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("pluginhost: persist the state of plugin %q: %w", id, err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	_, err = tx.ExecContext(ctx, `INSERT INTO `+pluginsTable+` (id, enabled, updated_at) VALUES (?, ?, CURRENT_TIMESTAMP)
-ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at`, id, enabled)
-	if err != nil {
-		return fmt.Errorf("pluginhost: persist the state of plugin %q: %w", id, err)
-	}
 	ch := change{Kind: changePlugins, Key: id, Origin: m.instance}
 	feed := m.ctl.changeFeed()
-	if err := feed.announce(ctx, tx, ch); err != nil {
-		return fmt.Errorf("pluginhost: announce the state of plugin %q: %w", id, err)
-	}
-	if err := tx.Commit(); err != nil {
+	err := inTx(ctx, m.db, func(tx *Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO `+pluginsTable+` (id, enabled, updated_at) VALUES (?, ?, CURRENT_TIMESTAMP)
+ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at`, id, enabled)
+		if err != nil {
+			return err
+		}
+		if err := feed.announce(ctx, tx, ch); err != nil {
+			return fmt.Errorf("announce it: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("pluginhost: persist the state of plugin %q: %w", id, err)
 	}
 	feed.committed(ch)
@@ -302,12 +302,12 @@ func (m *Manager) follow(ctx context.Context, p *plugin, enabled, named bool) er
 }
 
 // readOverridesPooled reads the persisted enable flags on a connection of
-// the pool.
+// the pool, once more on a fresh one if that connection died (see onConn).
 func (m *Manager) readOverridesPooled(ctx context.Context) (map[string]bool, error) {
-	conn, err := m.cfg.DB.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	return readOverrides(ctx, conn, nil)
+	var overrides map[string]bool
+	err := onConn(ctx, m.cfg.DB, func(conn *sql.Conn) (err error) {
+		overrides, err = readOverrides(ctx, conn, nil)
+		return err
+	})
+	return overrides, err
 }
