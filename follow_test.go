@@ -336,6 +336,45 @@ func (w *logCount) await(t testing.TB, n int32) {
 	}
 }
 
+func TestReplicaFollowsWithinASecondOfTheServerComingBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, testdb.Postgres)
+	proxy, dsnA := testdb.ProxyTo(t, e.dsn)
+	// Each "change listener" warning is a failure of A's listener to wait
+	// for notifications or to reconnect.
+	lw := newLogCount("change listener")
+	a, watchA := startReplica(t, testdb.OpenAgain(t, testdb.Postgres, dsnA), testdb.Postgres, slog.New(lw))
+	b, _ := startReplica(t, testdb.OpenAgain(t, testdb.Postgres, e.dsn), testdb.Postgres, nil)
+	ctx := context.Background()
+	ready := a.ReadinessHandler()
+	rec := serve(t, ready, "GET", "/ready", "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+
+	// A's server becomes unreachable: its readiness says so, naming the
+	// database; the database changes meanwhile.
+	proxy.Down()
+	rec = serve(t, ready, "GET", "/ready", "")
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+	body := jsonBody(t, rec)
+	require.Contains(t, body["reason"], "database")
+	require.NotEmpty(t, body["database"].(map[string]any)["error"])
+	require.NoError(t, b.Settings().Set(ctx, "notes.max", 9))
+	require.NoError(t, b.Disable(ctx, "notes"))
+
+	// Long enough for the listener's pause between attempts to grow past
+	// a second, were it not capped: ten failures.
+	lw.await(t, 10)
+	back := time.Now()
+	proxy.Up()
+	waitSetting(t, a, "notes.max", 9)
+	watchA.await(t, a, "notes", pluginhost.StateDisabled)
+	took := time.Since(back)
+	t.Logf("A matched the database %s after the server came back", took)
+	require.Less(t, took, time.Second)
+	rec = serve(t, ready, "GET", "/ready", "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+}
+
 // BenchmarkFollowAfterBackendKill measures how long a replica whose every
 // connection was killed (its idle pooled connections and its listener)
 // takes to follow changes made through another right after: a setting, and
