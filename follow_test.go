@@ -114,10 +114,11 @@ func withParam(t testing.TB, dsn, key, value string) string {
 
 // killablePool opens a pool on dsn whose connections carry an application
 // name of their own, which the listener the Manager opens from it carries
-// too, so that killBackends finds all of them. database/sql hands out
-// idle connections unchecked, as it does for any connection pgx checked
-// within the last second: so each connection that died is handed out,
-// and fails, once. The pool keeps up to idle idle connections.
+// too, so that killBackends finds all of them. pgx is told not to ping an
+// idle connection as it hands it out, which by default it skips for one
+// checked within the last second: so, however long a test takes, each
+// connection that died is handed out, and fails, once. The pool keeps up
+// to idle idle connections.
 func killablePool(t testing.TB, dsn string, idle int) (*sql.DB, string) {
 	t.Helper()
 	var b [6]byte
@@ -214,7 +215,7 @@ func TestReplicaFollowsAfterItsBackendsAreKilled(t *testing.T) {
 	watchB.await(t, b, "notes", pluginhost.StateRunning)
 
 	// And B's enabling reaches A after a kill: A runs the plugin's phases
-	// on connections of a pool whose idle ones are dead.
+	// live.
 	require.NoError(t, b.Disable(ctx, "notes"))
 	watchA.await(t, a, "notes", pluginhost.StateDisabled)
 	fillPool(t, poolA, idle)
