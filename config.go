@@ -96,8 +96,8 @@ type Config struct {
 	PanicLimit  int
 	PanicWindow time.Duration
 
-	// HealthTimeout bounds each plugin's health check in Manager.Health.
-	// Zero: 5 seconds.
+	// HealthTimeout bounds each plugin's health check, and the ping of the
+	// database, in Manager.Health. Zero: 5 seconds.
 	HealthTimeout time.Duration
 
 	// AllowForeignKeysOff lets plugins that declare foreign keys start on a

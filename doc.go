@@ -113,8 +113,8 @@
 //
 // # Health
 //
-// [Manager.Health] runs the plugins' [HealthChecker] checks;
-// [Manager.ReadinessHandler] serves a readiness probe. Package
+// [Manager.Health] pings the database and runs the plugins' [HealthChecker]
+// checks; [Manager.ReadinessHandler] serves a readiness probe. Package
 // [github.com/pluginhost/pluginhost/admin] is an HTTP API for operators.
 //
 // # Testing plugins

@@ -55,8 +55,16 @@ func openSchemaSession(ctx context.Context, m *Manager) (*schemaSession, error) 
 		rebind:  m.db.Rebind,
 		conn:    conn,
 	}
-	if s.ledger, err = s.loadLedger(ctx); err != nil {
-		conn.Close()
+	if s.ledger, err = s.loadLedger(ctx); err != nil && connDead(conn) && ctx.Err() == nil {
+		conn.Close() // died in the pool: once more, on a fresh one (see onConn)
+		if s.conn, err = freshConn(ctx, m.cfg.DB); err == nil {
+			s.ledger, err = s.loadLedger(ctx)
+		}
+	}
+	if err != nil {
+		if s.conn != nil {
+			s.conn.Close()
+		}
 		return nil, fmt.Errorf("pluginhost: cannot start: %w", err)
 	}
 	return s, nil

@@ -67,21 +67,22 @@ func (s *Settings) set(ctx context.Context, key string, value any) (owner string
 	return next.owner, nil
 }
 
+// store writes one value and announces the change in the same
+// transaction, run once more on a fresh connection if its connection died
+// (see inTx): it writes the same again.
 func (s *Settings) store(ctx context.Context, key, stored string, c change) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("pluginhost: store setting %q: %w", key, err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := s.write(ctx, tx, key, stored); err != nil {
-		return err
-	}
-	if s.feed != nil {
-		if err := s.feed.announce(ctx, tx, c); err != nil {
-			return fmt.Errorf("pluginhost: announce the change of setting %q: %w", key, err)
+	err := inTx(ctx, s.db, func(tx *Tx) error {
+		if err := s.write(ctx, tx, key, stored); err != nil {
+			return err
 		}
-	}
-	if err := tx.Commit(); err != nil {
+		if s.feed != nil {
+			if err := s.feed.announce(ctx, tx, c); err != nil {
+				return fmt.Errorf("announce the change: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("pluginhost: store setting %q: %w", key, err)
 	}
 	return nil
@@ -235,10 +236,7 @@ func (s *Settings) write(ctx context.Context, ex interface {
 }, key, stored string) error {
 	_, err := ex.ExecContext(ctx, `INSERT INTO `+settingsTable+` (key, value, updated_at) VALUES (?, ?, CURRENT_TIMESTAMP)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, key, stored)
-	if err != nil {
-		return fmt.Errorf("pluginhost: store setting %q: %w", key, err)
-	}
-	return nil
+	return err
 }
 
 // storedSetting is one key's stored text.
@@ -267,22 +265,30 @@ func (s *Settings) writeDefaults(ctx context.Context, defaults []storedSetting) 
 	return nil
 }
 
-// readStored reads every stored value in one query.
+// readStored reads every stored value in one query, once more on a fresh
+// connection if its connection died (see onConn).
 func (s *Settings) readStored(ctx context.Context) (map[string]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT key, value FROM `+settingsTable)
+	var out map[string]string
+	err := onConn(ctx, s.db.sql, func(conn *sql.Conn) error {
+		rows, err := conn.QueryContext(ctx, `SELECT key, value FROM `+settingsTable)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		out = map[string]string{}
+		for rows.Next() {
+			var k, v string
+			if err := rows.Scan(&k, &v); err != nil {
+				return err
+			}
+			out[k] = v
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("pluginhost: read settings: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			return nil, fmt.Errorf("pluginhost: read settings: %w", err)
-		}
-		out[k] = v
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // toFloat converts a Go integer or float to a float64; for any other type,
