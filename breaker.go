@@ -5,26 +5,108 @@ import (
 	"time"
 )
 
-// recordPanic logs a panic recovered from a plugin's code with the stack,
-// counts it, and trips the plugin's circuit breaker when Config.PanicLimit
-// panics fell within Config.PanicWindow of its current run: the plugin and
-// its running dependents are failed at once, so that their routes answer
-// 503 before the panicking request's response is written, and stay so
-// until the plugin is enabled again. It is safe for concurrent use and does
-// not block: the control goroutine drops the plugins' subscriptions, lets
-// their requests finish and runs their Shutdown hooks.
+// recordPanic logs a panic recovered from a plugin's code with the stack
+// and counts it against the plugin's circuit breaker (see recordFault).
 func (m *Manager) recordPanic(pe *PanicError) {
-	why := func(count int) string {
-		return fmt.Sprintf("circuit breaker: %d panics within %s (last in %s: %v); enable the plugin to try again",
-			count, m.cfg.PanicWindow, pe.Phase, pe.Value)
+	if p := m.recordFault(pe.Plugin, pe.Phase, pe, true); p != nil {
+		p.logger.Error("plugin panicked", "where", pe.Phase, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
 	}
-	p, tripped := m.plugins.countPanic(pe.Plugin, time.Now(), m.cfg.PanicLimit, m.cfg.PanicWindow, why)
-	if p == nil {
-		return
+}
+
+// recordOverrun logs a call into plugin id's code, where, that was
+// abandoned with err (it overran its bound or called runtime.Goexit), and
+// counts it against the plugin's circuit breaker.
+func (m *Manager) recordOverrun(id, where string, err error) {
+	if p := m.recordFault(id, where, err, false); p != nil {
+		p.logger.Error("plugin code abandoned", "where", where, "err", err)
 	}
-	p.logger.Error("plugin panicked", "where", pe.Phase, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+}
+
+// recordFault counts a fault of plugin id's code, in where: a panic or an
+// abandoned call. When Config.PanicLimit faults fell within
+// Config.PanicWindow of the plugin's current run, its circuit breaker
+// trips: the plugin and its running dependents are failed at once, so that
+// their routes answer 503 before the faulting request's response is
+// written, and stay so until the plugin is enabled again. It is safe for
+// concurrent use and does not block: the control goroutine drops the
+// plugins' subscriptions, lets their requests finish and runs their
+// Shutdown hooks. It returns the plugin, or nil for an unknown id.
+func (m *Manager) recordFault(id, where string, fault error, panicked bool) *plugin {
+	why := func(count int) error {
+		return withCauses(fmt.Sprintf("circuit breaker: %d panics within %s (last in %s: %v); enable the plugin to try again",
+			count, m.cfg.PanicWindow, where, faultText(fault)), fault)
+	}
+	p, tripped := m.plugins.countFault(id, panicked, time.Now(), m.cfg.PanicLimit, m.cfg.PanicWindow, why)
 	if tripped {
 		p.logger.Error("circuit breaker tripped: the plugin failed")
 		m.ctl.requestTrip()
 	}
+	return p
+}
+
+// faultText is how a breaker's reason names the last fault: a panic by its
+// value, as before.
+func faultText(fault error) any {
+	if pe, ok := fault.(*PanicError); ok {
+		return pe.Value
+	}
+	return fault
+}
+
+// countFault counts a fault of plugin id at now: a panic when panicked, or
+// else a call abandoned (it overran its bound or called runtime.Goexit).
+// When that makes limit faults within window while the plugin runs, its circuit breaker trips:
+// the plugin and its running dependents fail at once, with the error
+// why(count) (the gate closes before countFault returns), and what is left
+// of stopping them is queued for takeWindDowns. It returns nil for an
+// unknown id.
+func (t *pluginTable) countFault(id string, panicked bool, now time.Time, limit int, window time.Duration, why func(count int) error) (p *plugin, tripped bool) {
+	t.mu.Lock()
+	p = t.byID[id]
+	if p == nil {
+		t.mu.Unlock()
+		return nil, false
+	}
+	if panicked {
+		p.panics++
+	} else {
+		p.overruns++
+	}
+	p.recent = append(p.recent, now)
+	cut := 0
+	for cut < len(p.recent) && now.Sub(p.recent[cut]) > window {
+		cut++
+	}
+	p.recent = p.recent[cut:]
+	if limit <= 0 || len(p.recent) < limit || p.state != StateRunning {
+		t.mu.Unlock()
+		return p, false
+	}
+	stopped := t.stopLocked(p, StateFailed, why(len(p.recent)))
+	closed := t.publishLocked()
+	t.dirty = false
+	t.windDowns = append(t.windDowns, windDown{stopped: stopped, closed: closed})
+	t.unlock()
+	for _, c := range closed {
+		c.close()
+	}
+	return p, true
+}
+
+// windDown is what is left to do for plugins that stopped without their
+// subscriptions dropped, their requests drained and their Shutdown hooks
+// run: a breaker trip stops a plugin where the panic happens, and leaves
+// the rest to the control goroutine.
+type windDown struct {
+	stopped []*plugin
+	closed  []*mount
+}
+
+// takeWindDowns returns the wind-downs pending and clears them.
+func (t *pluginTable) takeWindDowns() []windDown {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w := t.windDowns
+	t.windDowns = nil
+	return w
 }

@@ -13,12 +13,16 @@ import (
 // applies the migrations of each plugin of targets still starting, in
 // order, on sess. check, when not nil, is called after it and stops the
 // bring-up with its error (Start: a required plugin failed). A migration
-// lock that could not be taken fails the bring-up, not the plugin that
+// lock that could not be taken, or a database misconfigured for a plugin
+// (foreign keys not enforced), fails the bring-up, not the plugin that
 // needed it first.
 func (m *Manager) migratePlugins(ctx context.Context, sess *schemaSession, targets []*plugin, check func() error) error {
 	m.runPhase(targets, PhaseSchema, func(p *plugin) error { return sess.migratePlugin(ctx, p) })
 	if sess.lockErr != nil {
 		return fmt.Errorf("pluginhost: cannot start: plugin schemas: %w", sess.lockErr)
+	}
+	if sess.misconfigured != nil {
+		return fmt.Errorf("pluginhost: cannot start: %w", sess.misconfigured)
 	}
 	return checked(check)
 }

@@ -34,8 +34,12 @@ type Config struct {
 	Logger *slog.Logger
 
 	// CoreMigrations holds the host's own migrations: folders "sqlite" and
-	// "postgres" of files named NNNN_name.sql, applied in order, each in one
-	// transaction with its ledger row, before any plugin's tables. Nil: none.
+	// "postgres" at its root of files named NNNN_name.sql, applied in order,
+	// each in one transaction with its ledger row, before any plugin's
+	// tables. They are checked as a plugin's are (see [Migrator]): a
+	// statement that controls the transaction, a goose annotation that
+	// cannot be honoured, or SQL files without a folder for the current
+	// dialect fail Start before any migration runs. Nil: none.
 	CoreMigrations fs.FS
 
 	// CoreSettingGroups and CoreSettings are the host's settings. They are
@@ -71,10 +75,17 @@ type Config struct {
 	// context (see PluginID). Nil: none.
 	Middleware []func(http.Handler) http.Handler
 
-	// HookTimeout bounds each call of a plugin hook (Seed, Init,
-	// RegisterRoutes, Shutdown, …): a hook that has not returned by then
-	// fails its plugin, not the boot. Its context carries the deadline.
-	// Zero: 30 seconds.
+	// HookTimeout bounds each call the Manager makes into plugin code and
+	// waits for: hooks (Seed, Init, RegisterRoutes, Shutdown, …),
+	// synchronous event handlers and extension calls (Each, Call). A call
+	// that has not returned by then is abandoned: a hook fails its plugin,
+	// not the boot; a handler or provider is counted against its plugin's
+	// circuit breaker and the caller goes on. Its context carries the
+	// deadline and is canceled when the call is abandoned, so SQL the call
+	// runs through that context fails; what it does otherwise (its own
+	// goroutines, SQL on another context) cannot be stopped in-process, but
+	// what it hands the Manager afterwards (routes, subscriptions,
+	// providers) is discarded. Zero: 30 seconds.
 	HookTimeout time.Duration
 
 	// PanicLimit and PanicWindow make a circuit breaker: a plugin whose
@@ -85,9 +96,19 @@ type Config struct {
 	PanicLimit  int
 	PanicWindow time.Duration
 
-	// HealthTimeout bounds each plugin's health check in Manager.Health.
-	// Zero: 5 seconds.
+	// HealthTimeout bounds each plugin's health check, and the ping of the
+	// database, in Manager.Health. Zero: 5 seconds.
 	HealthTimeout time.Duration
+
+	// AllowForeignKeysOff lets plugins that declare foreign keys start on a
+	// SQLite connection that does not enforce them (PRAGMA foreign_keys is
+	// 0, the SQLite default), each with a warning on its status; their
+	// references are then not checked and ON DELETE actions do not run.
+	// Default (false): such a plugin fails Start, or Enable, with an error
+	// that names the DSN option _foreign_keys=1 of mattn/go-sqlite3, which
+	// turns enforcement on for every connection of the pool. PostgreSQL
+	// always enforces foreign keys.
+	AllowForeignKeysOff bool
 
 	// DevMode drops and recreates a plugin's declared tables whose
 	// definition changed since they were created, losing their data, and

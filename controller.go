@@ -5,11 +5,22 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrNotRunning is the error of a runtime operation asked of a Manager
 // that has not finished Start, or is shutting down.
 var ErrNotRunning = errors.New("pluginhost: manager is not running")
+
+// ErrReentrant is the error of Enable or Disable called with the context
+// of an operation the control goroutine runs, such as the context a
+// synchronous handler of a built-in event receives: that operation waits
+// for the handler, so it cannot run another first. Subscribe with [Async],
+// or call with a context of your own from another goroutine.
+var ErrReentrant = errors.New("pluginhost: Enable or Disable called from within a runtime operation (a synchronous handler of a built-in event?): subscribe with Async")
+
+// onControlLoop marks the contexts of the control goroutine's work.
+type onControlLoop struct{}
 
 // controller is the Manager's control goroutine and what it is asked to
 // do. Every runtime change of plugin state (Enable, Disable, a tripped
@@ -29,13 +40,14 @@ type controller struct {
 	// before stop. Written under mu, read without it.
 	open atomic.Bool
 
-	mu         sync.Mutex // guards the fields below
-	started    bool
-	stopped    bool
-	feed       feed // carries changes to the other Managers; set by start
-	cancel     context.CancelFunc
-	pendingIDs map[string]bool // plugins another Manager changed
-	pendingAll bool            // reconcile every plugin (after reconnecting)
+	mu      sync.Mutex // guards the fields below
+	started bool
+	stopped bool
+	feed    feed // carries changes to the other Managers; set by start
+	cancel  context.CancelFunc
+	// pending is what other Managers changed and this one has not applied
+	// yet: it stays pending until a follow applies it.
+	pending followWork
 
 	// Made by start, before the goroutines that use them.
 	ops        chan *controlOp
@@ -68,10 +80,10 @@ func (c *controller) start(ctx context.Context) {
 	c.reload = make(chan struct{}, 1)
 	c.trip = make(chan struct{}, 1)
 	c.done = make(chan struct{})
-	c.pendingIDs = map[string]bool{}
+	c.pending = followWork{ids: map[string]bool{}}
 	// Every goroutine is started under c.mu, so stop's Wait never races an
 	// Add.
-	c.background.Go(func() { c.loop(bg) })
+	c.background.Go(func() { c.loop(context.WithValue(bg, onControlLoop{}, true)) })
 	if m.cfg.Dialect == Postgres {
 		if f, err := m.startPostgresFeed(ctx, bg); err == nil {
 			c.feed = f
@@ -88,12 +100,17 @@ func (c *controller) start(ctx context.Context) {
 }
 
 // openUp makes runtime operations accepted: Start has finished. It reports
-// whether they are, which they are not when stop came first.
+// whether they are, which they are not when stop came first. Plugin
+// changes other Managers announced while Start ran are followed now.
 func (c *controller) openUp() bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.open.Store(c.started && !c.stopped)
-	return c.open.Load()
+	open, follow := c.open.Load(), c.pending.reconcile()
+	c.mu.Unlock()
+	if open && follow {
+		c.wake()
+	}
+	return open
 }
 
 // accepting reports whether runtime operations are accepted: Start has
@@ -128,16 +145,20 @@ func (c *controller) changeFeed() feed {
 // loop is the control goroutine.
 func (c *controller) loop(ctx context.Context) {
 	defer close(c.done)
+	var retry followRetry
+	defer retry.stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.reload:
-			c.m.followReplicas(ctx)
+			c.catchUp(ctx, &retry)
+		case <-retry.due():
+			c.catchUp(ctx, &retry)
 		case <-c.trip:
 			c.m.windDownTrips(ctx)
 		case op := <-c.ops:
-			opCtx, cancel := context.WithCancel(op.ctx)
+			opCtx, cancel := context.WithCancel(context.WithValue(op.ctx, onControlLoop{}, true))
 			stop := context.AfterFunc(ctx, cancel)
 			op.done <- op.fn(opCtx)
 			stop()
@@ -151,6 +172,9 @@ func (c *controller) loop(ctx context.Context) {
 func (c *controller) submit(ctx context.Context, fn func(ctx context.Context) error) error {
 	if !c.accepting() {
 		return ErrNotRunning
+	}
+	if ctx.Value(onControlLoop{}) != nil {
+		return ErrReentrant
 	}
 	op := &controlOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
@@ -172,8 +196,8 @@ func (c *controller) submit(ctx context.Context, fn func(ctx context.Context) er
 // reconcile, and asks for a reload.
 func (c *controller) changed(id string) {
 	c.mu.Lock()
-	if c.pendingIDs != nil {
-		c.pendingIDs[id] = true
+	if c.pending.ids != nil {
+		c.pending.ids[id] = true
 	}
 	c.mu.Unlock()
 	c.requestReload(false)
@@ -188,22 +212,111 @@ func (c *controller) requestReload(all bool) {
 		c.mu.Unlock()
 		return
 	}
-	c.pendingAll = c.pendingAll || all
+	c.pending.settings = true
+	c.pending.all = c.pending.all || all
 	c.mu.Unlock()
+	c.wake()
+}
+
+// wake makes the control goroutine follow what is pending.
+func (c *controller) wake() {
 	select {
 	case c.reload <- struct{}{}:
 	default:
 	}
 }
 
-// takeReconcile returns the plugins to reconcile, and whether all are,
-// and clears them.
-func (c *controller) takeReconcile() (ids map[string]bool, all bool) {
+// followWork is what other Managers changed, to be read again and applied.
+type followWork struct {
+	settings bool            // the settings' values
+	ids      map[string]bool // the plugins whose enable flag changed
+	all      bool            // every plugin's enable flag (after reconnecting)
+}
+
+// reconcile reports whether w has plugins to reconcile.
+func (w followWork) reconcile() bool { return w.all || len(w.ids) > 0 }
+
+// takeFollow returns the pending work and clears it; the plugins' part
+// only when reconcile is true (runtime operations are accepted), else it
+// stays pending. A part that fails goes back with putBack.
+func (c *controller) takeFollow(reconcile bool) followWork {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ids, all = c.pendingIDs, c.pendingAll
-	c.pendingIDs, c.pendingAll = map[string]bool{}, false
-	return ids, all
+	w := followWork{settings: c.pending.settings}
+	c.pending.settings = false
+	if reconcile {
+		w.ids, w.all = c.pending.ids, c.pending.all
+		c.pending.ids, c.pending.all = map[string]bool{}, false
+	}
+	return w
+}
+
+// putBack returns work that was not applied to the pending work, merged
+// with what other Managers changed meanwhile.
+func (c *controller) putBack(w followWork) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending.settings = c.pending.settings || w.settings
+	c.pending.all = c.pending.all || w.all
+	for id := range w.ids {
+		c.pending.ids[id] = true
+	}
+}
+
+// The pause before following again after a failure: it doubles from
+// followRetryMin up to followRetryMax, which bounds how long a replica
+// stays stale once its database answers again.
+const (
+	followRetryMin = 10 * time.Millisecond
+	followRetryMax = 250 * time.Millisecond
+)
+
+// followRetry is the control goroutine's retry of a follow that failed.
+// Its zero value has none scheduled.
+type followRetry struct {
+	timer    *time.Timer
+	pause    time.Duration // before the next retry
+	failures int           // in a row
+}
+
+// due returns the channel of the scheduled retry, or nil when none is.
+func (r *followRetry) due() <-chan time.Time {
+	if r.timer == nil {
+		return nil
+	}
+	return r.timer.C
+}
+
+func (r *followRetry) stop() {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+}
+
+// catchUp applies what other Managers changed. When that fails it keeps
+// the work pending and schedules a retry, with backoff, until it succeeds
+// or the loop ends.
+func (c *controller) catchUp(ctx context.Context, r *followRetry) {
+	r.stop()
+	err := c.m.followReplicas(ctx)
+	switch {
+	case err == nil:
+		if r.failures > 0 {
+			c.m.log.Info("following the changes of other replicas again", "failures", r.failures)
+		}
+		*r = followRetry{}
+	case ctx.Err() != nil: // stopping: nothing to retry
+	default:
+		r.failures++
+		r.pause = min(max(2*r.pause, followRetryMin), followRetryMax)
+		// Logged at the 1st, 2nd, 4th, 8th… failure in a row: an outage
+		// does not flood the log.
+		if r.failures&(r.failures-1) == 0 {
+			c.m.log.Warn("could not follow the changes of other replicas; retrying", "err", err, "failures", r.failures, "retry_in", r.pause)
+		}
+		r.timer = time.NewTimer(r.pause)
+	}
 }
 
 // requestTrip asks the control goroutine to wind down the plugins a

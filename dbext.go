@@ -3,6 +3,7 @@ package pluginhost
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -177,24 +178,47 @@ func (d *DB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) {
 	return &Tx{tx: tx, db: d}, nil
 }
 
-// Tx is a transaction begun with [DB.BeginTx]. Like DB, it takes "?"
-// placeholders on every dialect.
+// Tx is a transaction: one begun with [DB.BeginTx], or the one the Manager
+// runs a [SeedOncer] hook in. Like DB, it takes "?" placeholders on every
+// dialect and knows the physical names of the plugin's tables. It is safe
+// for concurrent use.
 type Tx struct {
 	tx *sql.Tx
 	db *DB
+	// hook names the hook whose transaction this is, for the Manager's
+	// transactions: the hook may not commit or roll it back.
+	hook string
 }
 
-// SQL returns the underlying *sql.Tx.
-func (t *Tx) SQL() *sql.Tx { return t.tx }
+// SQL returns the underlying *sql.Tx, or nil for the transaction of a
+// hook ([SeedOncer]), which only the Manager may end: use Tx's methods.
+func (t *Tx) SQL() *sql.Tx {
+	if t.hook != "" {
+		return nil
+	}
+	return t.tx
+}
+
+// Dialect returns the database's dialect.
+func (t *Tx) Dialect() Dialect { return t.db.dialect }
+
+// Table returns the physical name of the plugin's table name; see
+// [DB.Table].
+func (t *Tx) Table(name string) string { return t.db.Table(name) }
+
+// Rebind rewrites the "?" placeholders of query into the dialect's form.
+func (t *Tx) Rebind(query string) string { return t.db.Rebind(query) }
 
 // ExecContext runs a statement in the transaction.
 func (t *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.db.Rebind(query), args...)
+	res, err := t.tx.ExecContext(ctx, t.db.Rebind(query), args...)
+	return res, t.explain(err)
 }
 
 // QueryContext runs a query in the transaction.
 func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(ctx, t.db.Rebind(query), args...)
+	rows, err := t.tx.QueryContext(ctx, t.db.Rebind(query), args...)
+	return rows, t.explain(err)
 }
 
 // QueryRowContext runs a query returning at most one row in the
@@ -203,11 +227,31 @@ func (t *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sq
 	return t.tx.QueryRowContext(ctx, t.db.Rebind(query), args...)
 }
 
-// Commit commits the transaction.
-func (t *Tx) Commit() error { return t.tx.Commit() }
+// Commit commits the transaction. The transaction of a hook is refused:
+// the Manager commits it when the hook returns nil.
+func (t *Tx) Commit() error {
+	if t.hook != "" {
+		return fmt.Errorf("pluginhost: %s: the Manager commits this transaction when the hook returns nil", t.hook)
+	}
+	return t.tx.Commit()
+}
 
-// Rollback aborts the transaction.
-func (t *Tx) Rollback() error { return t.tx.Rollback() }
+// Rollback aborts the transaction. The transaction of a hook is refused:
+// the Manager rolls it back when the hook returns an error.
+func (t *Tx) Rollback() error {
+	if t.hook != "" {
+		return fmt.Errorf("pluginhost: %s: the Manager rolls this transaction back when the hook returns an error", t.hook)
+	}
+	return t.tx.Rollback()
+}
+
+// explain says why a statement of a hook found its transaction over.
+func (t *Tx) explain(err error) error {
+	if t.hook != "" && errors.Is(err, sql.ErrTxDone) {
+		return fmt.Errorf("pluginhost: %s: its transaction is over: the hook returned, or overran Config.HookTimeout and was rolled back: %w", t.hook, err)
+	}
+	return err
+}
 
 // detectDialect names the dialect of db's driver: mattn/go-sqlite3 or pgx.
 func detectDialect(db *sql.DB) (Dialect, error) {

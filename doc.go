@@ -36,7 +36,8 @@
 //
 // Plugin has one method; everything else is an optional interface the
 // Manager finds by type assertion: [TableProvider] (declared tables),
-// [Migrator] (SQL migrations per dialect), [Seeder], [Initializer],
+// [Migrator] (SQL migrations per dialect), [SeedOncer] (data written once
+// per database), [Seeder] (work on every boot), [Initializer],
 // [RouteRegistrar] and [Shutdowner]. Every hook receives the plugin's
 // [Host]: its id and manifest, a [DB] that knows its table names, a logger,
 // the [Settings], its [PluginConfig] and its dependencies.
@@ -54,12 +55,16 @@
 //  3. Core: the library's tables, then Config.CoreMigrations, each
 //     migration in one transaction with its ledger row. A failure fails
 //     Start; no plugin code has run yet.
-//  4. Schema: per plugin, its declared tables then its migrations, in one
-//     transaction; a failure rolls back that plugin's work only.
+//  4. Schema: per plugin, its declared tables, then its migrations, then
+//     its SeedOnce hook if the ledger shows it has not run on this database,
+//     in one transaction under the migration lock, recorded in the ledger in
+//     that transaction: it runs once per database, however many replicas
+//     boot together. A failure rolls back that plugin's work only.
 //  5. Settings: from here on the Manager hears the changes other replicas
 //     announce; then core definitions first, then each plugin's; defaults
 //     are written only where no value exists.
-//  6. Seed, 7. Init, 8. Routes: each plugin's hooks, in order.
+//  6. Seed (every boot), 7. Init, 8. Routes: each plugin's hooks, in
+//     order.
 //  9. Running: the plugins that finished every phase are served, and
 //     runtime operations ([Manager.Enable], [Manager.Disable]) are
 //     accepted.
@@ -108,8 +113,8 @@
 //
 // # Health
 //
-// [Manager.Health] runs the plugins' [HealthChecker] checks;
-// [Manager.ReadinessHandler] serves a readiness probe. Package
+// [Manager.Health] pings the database and runs the plugins' [HealthChecker]
+// checks; [Manager.ReadinessHandler] serves a readiness probe. Package
 // [github.com/pluginhost/pluginhost/admin] is an HTTP API for operators.
 //
 // # Testing plugins

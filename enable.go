@@ -2,6 +2,8 @@ package pluginhost
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -119,7 +121,8 @@ func (m *Manager) enable(ctx context.Context, id string, persist bool) error {
 	}
 	state, reason, _ := m.plugins.stateOf(p)
 	if p.manifest == nil || p.order < 0 {
-		return fmt.Errorf("pluginhost: plugin %q cannot be enabled: %s", id, reason)
+		_, _, cause := m.plugins.outcome(p) // its manifest's error, or the cycle
+		return withCauses(fmt.Sprintf("pluginhost: plugin %q cannot be enabled: %s", id, reason), ErrStartFailed, cause)
 	}
 	if err := m.dependenciesRunning(p, nil); err != nil {
 		return err
@@ -141,7 +144,9 @@ func (m *Manager) enable(ctx context.Context, id string, persist bool) error {
 		}
 	}
 	m.announce(ctx)
-	if state, reason, _ := m.plugins.stateOf(p); state != StateRunning {
+	if state, reason, err := m.plugins.outcome(p); state != StateRunning && err != nil {
+		return fmt.Errorf("%w: plugin %q did not start: %w", ErrStartFailed, id, err)
+	} else if state != StateRunning {
 		return fmt.Errorf("%w: plugin %q did not start: %s", ErrStartFailed, id, reason)
 	}
 	return nil
@@ -210,54 +215,65 @@ func (m *Manager) dependenciesRunning(p *plugin, starting map[string]bool) error
 }
 
 // writeOverride persists an operator's choice for plugin id and announces
-// it to the other Managers, in one transaction.
+// it to the other Managers, in one transaction, run once more on a fresh
+// connection if its connection died (see inTx): it writes the same again.
 func (m *Manager) writeOverride(ctx context.Context, id string, enabled bool) error {
-	tx, err := m.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("pluginhost: persist the state of plugin %q: %w", id, err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	_, err = tx.ExecContext(ctx, `INSERT INTO `+pluginsTable+` (id, enabled, updated_at) VALUES (?, ?, CURRENT_TIMESTAMP)
-ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at`, id, enabled)
-	if err != nil {
-		return fmt.Errorf("pluginhost: persist the state of plugin %q: %w", id, err)
-	}
 	ch := change{Kind: changePlugins, Key: id, Origin: m.instance}
 	feed := m.ctl.changeFeed()
-	if err := feed.announce(ctx, tx, ch); err != nil {
-		return fmt.Errorf("pluginhost: announce the state of plugin %q: %w", id, err)
-	}
-	if err := tx.Commit(); err != nil {
+	err := inTx(ctx, m.db, func(tx *Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO `+pluginsTable+` (id, enabled, updated_at) VALUES (?, ?, CURRENT_TIMESTAMP)
+ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at`, id, enabled)
+		if err != nil {
+			return err
+		}
+		if err := feed.announce(ctx, tx, ch); err != nil {
+			return fmt.Errorf("announce it: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("pluginhost: persist the state of plugin %q: %w", id, err)
 	}
 	feed.committed(ch)
 	return nil
 }
 
-// followReplicas reloads what other Managers may have changed: the
-// settings, then, once runtime operations are accepted, the plugins'
-// enable flags.
-func (m *Manager) followReplicas(ctx context.Context) {
-	if err := m.settings.reload(ctx); err != nil && ctx.Err() == nil {
-		m.log.Error("reload settings", "err", err)
+// followReplicas reads again and applies what other Managers changed:
+// the settings, then, once runtime operations are accepted, the plugins'
+// enable flags. What it could not read stays pending, and the error says
+// why, for the control goroutine to retry.
+func (m *Manager) followReplicas(ctx context.Context) error {
+	w := m.ctl.takeFollow(m.ctl.accepting())
+	var failed followWork
+	var errs []error
+	if w.settings {
+		if err := m.settings.reload(ctx); err != nil {
+			failed.settings = true
+			errs = append(errs, err)
+		}
 	}
-	if m.ctl.accepting() {
-		m.reconcile(ctx)
+	if w.reconcile() {
+		if err := m.reconcile(ctx, w.ids, w.all); err != nil {
+			failed.ids, failed.all = w.ids, w.all
+			errs = append(errs, err)
+		}
 	}
+	if len(errs) == 0 {
+		return nil
+	}
+	m.ctl.putBack(failed)
+	return errors.Join(errs...)
 }
 
-// reconcile follows the choices other Managers persisted: it disables the
-// plugins an operator disabled elsewhere and enables those enabled
-// elsewhere (a failed plugin too, when the change names it).
-func (m *Manager) reconcile(ctx context.Context) {
-	ids, all := m.ctl.takeReconcile()
-	if len(ids) == 0 && !all {
-		return
-	}
+// reconcile follows the choices other Managers persisted for the plugins
+// ids, or all of them: it disables the plugins an operator disabled
+// elsewhere and enables those enabled elsewhere (a failed plugin too, when
+// ids names it). It fails, and changes nothing, when the choices cannot be
+// read.
+func (m *Manager) reconcile(ctx context.Context, ids map[string]bool, all bool) error {
 	overrides, err := m.readOverridesPooled(ctx)
 	if err != nil {
-		m.log.Error("read plugin overrides", "err", err)
-		return
+		return err
 	}
 	for _, p := range m.plugins.ordered() {
 		enabled, ok := overrides[p.id]
@@ -268,6 +284,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 			p.logger.Warn("could not follow another replica", "err", err)
 		}
 	}
+	return nil
 }
 
 // follow applies another replica's choice for p: disable it if it is
@@ -288,12 +305,12 @@ func (m *Manager) follow(ctx context.Context, p *plugin, enabled, named bool) er
 }
 
 // readOverridesPooled reads the persisted enable flags on a connection of
-// the pool.
+// the pool, once more on a fresh one if that connection died (see onConn).
 func (m *Manager) readOverridesPooled(ctx context.Context) (map[string]bool, error) {
-	conn, err := m.cfg.DB.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	return readOverrides(ctx, conn, nil)
+	var overrides map[string]bool
+	err := onConn(ctx, m.cfg.DB, func(conn *sql.Conn) (err error) {
+		overrides, err = readOverrides(ctx, conn, nil)
+		return err
+	})
+	return overrides, err
 }

@@ -135,7 +135,7 @@ func Subscribe[E any](h *Host, fn func(ctx context.Context, e E) error, opts ...
 	if s.size > 0 {
 		q := make(chan queued[E], s.size)
 		s.queue = q
-		s.worker = &worker{sub: s, done: make(chan struct{})}
+		s.worker = &worker{sub: s, drain: make(chan struct{}), done: make(chan struct{})}
 		s.start = func(ctx context.Context) { runWorker(ctx, b, s, q, fn) }
 	}
 	b.add(s)
@@ -197,7 +197,10 @@ type subscription struct {
 type worker struct {
 	sub    *subscription
 	cancel context.CancelFunc
+	drain  chan struct{} // closed to have the worker deliver what is queued, then return
 	done   chan struct{} // closed when the goroutine has returned
+
+	draining bool // drain is closed; guarded by eventBus.mu
 }
 
 // queued is an event waiting in an asynchronous subscription's queue, with
@@ -216,15 +219,14 @@ func newEventBus(m *Manager) *eventBus {
 // publish is Publish on the bus. It takes no lock and, for synchronous
 // subscribers, allocates nothing.
 func publish[E any](ctx context.Context, b *eventBus, e E) {
-	for _, s := range (*b.subs.Load())[reflect.TypeFor[E]()] {
-		if !s.live.Load() {
-			continue
-		}
-		if !b.m.runningAt(s.order) {
+	subs := (*b.subs.Load())[reflect.TypeFor[E]()]
+	synchronous := 0
+	for _, s := range subs {
+		if !s.live.Load() || !b.m.runningAt(s.order) {
 			continue
 		}
 		if s.queue == nil {
-			deliver(ctx, b, s, s.handler.(func(context.Context, E) error), e)
+			synchronous++
 			continue
 		}
 		select {
@@ -233,6 +235,24 @@ func publish[E any](ctx context.Context, b *eventBus, e E) {
 			b.dropEvent(s)
 		}
 	}
+	if synchronous == 0 {
+		return
+	}
+	// The synchronous handlers, in order, each within Config.HookTimeout,
+	// on a goroutine of the library's: a handler that overruns or calls
+	// runtime.Goexit is its plugin's failure, and the next one is called.
+	b.m.runSteps(len(subs), nil, func(i int) error {
+		s := subs[i]
+		if s.queue == nil && s.live.Load() && b.m.runningAt(s.order) {
+			deliver(ctx, b, s, s.handler.(func(context.Context, E) error), e)
+		}
+		return nil
+	}, func(i int, err error, _ bool) {
+		s := subs[i]
+		err = fmt.Errorf("event handler %s: %w", s.event, err)
+		b.m.recordOverrun(s.plugin, "event handler "+s.event, err)
+		b.handlerFailed(ctx, s, err)
+	})
 }
 
 // deliver calls one handler, containing its error or panic.
@@ -292,6 +312,20 @@ func runWorker[E any](ctx context.Context, b *eventBus, s *subscription, q <-cha
 			select {
 			case <-ctx.Done():
 				return
+			case <-s.worker.drain:
+				for {
+					select {
+					case it := <-q:
+						if ctx.Err() != nil || !s.live.Load() {
+							return
+						}
+						if b.m.runningAt(s.order) {
+							deliver(asyncContext{Context: ctx, values: it.ctx}, b, s, fn, it.e)
+						}
+					default:
+						return
+					}
+				}
 			case it := <-q:
 				if ctx.Err() != nil || !s.live.Load() {
 					return
@@ -403,13 +437,29 @@ func (b *eventBus) emit(ctx context.Context, e any) {
 	}
 }
 
-// close ends every subscription and refuses new ones, stops every worker
-// and waits, up to Config.HookTimeout, for all that have not returned,
-// including those a dropPlugin left behind. Shutdown calls it; it is
-// idempotent.
+// close refuses new subscriptions, lets every worker deliver the events
+// already queued (to plugins still running) and waits for that up to
+// Config.HookTimeout, then ends every subscription, stops every worker and
+// waits, up to Config.HookTimeout again, for all that have not returned,
+// including those a dropPlugin left behind. Shutdown calls it before it
+// stops the plugins, so that an event published before Shutdown began
+// reaches its asynchronous subscribers; it is idempotent.
 func (b *eventBus) close() {
 	b.mu.Lock()
 	b.closed = true
+	draining := make([]*worker, 0, len(b.alive))
+	for w := range b.alive {
+		if w.draining {
+			continue
+		}
+		w.draining = true
+		close(w.drain)
+		draining = append(draining, w)
+	}
+	b.mu.Unlock()
+	b.await(draining, "still delivering queued events after Config.HookTimeout; the rest are dropped")
+
+	b.mu.Lock()
 	b.removeLocked(func(*subscription) bool { return true })
 	stopped := make([]*worker, 0, len(b.alive))
 	for w := range b.alive {
@@ -467,11 +517,17 @@ func (b *eventBus) removeLocked(match func(*subscription) bool) []*worker {
 // stop cancels the workers and waits for them to return, up to
 // Config.HookTimeout in all.
 func (b *eventBus) stop(workers []*worker) {
-	if len(workers) == 0 {
-		return
-	}
 	for _, w := range workers {
 		w.cancel()
+	}
+	b.await(workers, "event handler still running after Config.HookTimeout; its worker stops when it returns")
+}
+
+// await waits up to Config.HookTimeout for workers to return, and logs
+// those that have not, with msg.
+func (b *eventBus) await(workers []*worker, msg string) {
+	if len(workers) == 0 {
+		return
 	}
 	timer := time.NewTimer(b.m.cfg.HookTimeout)
 	defer timer.Stop()
@@ -485,8 +541,7 @@ func (b *eventBus) stop(workers []*worker) {
 			select {
 			case <-w.done:
 			default:
-				w.sub.logger.Warn("event handler still running after Config.HookTimeout; its worker stops when it returns",
-					"event", w.sub.event, "timeout", b.m.cfg.HookTimeout)
+				w.sub.logger.Warn(msg, "event", w.sub.event, "timeout", b.m.cfg.HookTimeout)
 			}
 		}
 		return

@@ -272,21 +272,43 @@ func (ep *ExtensionPoint[T]) Each(ctx context.Context, fn func(ctx context.Conte
 		return nil
 	}
 	var errs []error
-	s := ep.set.Load()
-	for i := range s.list {
-		e := &s.list[i]
+	list := ep.set.Load().list
+	stopped := false
+	completed := ep.r.m.runSteps(len(list), ctx.Done(), func(i int) error {
+		e := &list[i]
 		if !ep.running(e) {
-			continue
+			return nil
 		}
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("pluginhost: extension point %q: stopped before provider %q: %w", ep.name, e.Name, err))
-			break
+		if ctx.Err() != nil {
+			return errStepSkipped
 		}
-		if err := ep.invoke(ctx, &e.Provider, fn, nil); err != nil {
-			errs = append(errs, ep.annotate(err, &e.Provider))
+		return ep.invoke(ctx, &e.Provider, fn, nil)
+	}, func(i int, err error, abandoned bool) {
+		if err == errStepSkipped {
+			stopped = true
+			return
 		}
+		errs = append(errs, ep.failure(&list[i].Provider, err, abandoned))
+	})
+	if !completed || stopped {
+		errs = append(errs, fmt.Errorf("pluginhost: extension point %q: stopped before every provider was called: %w", ep.name, ctx.Err()))
 	}
 	return errors.Join(errs...)
+}
+
+// errStepSkipped is the result of a step Each did not run: ctx was done.
+var errStepSkipped = errors.New("skipped")
+
+// failure is the error of provider p's call: err annotated and, for a call
+// abandoned (past its bound, or runtime.Goexit), counted against the
+// provider's plugin.
+func (ep *ExtensionPoint[T]) failure(p *Provider[T], err error, abandoned bool) error {
+	if abandoned {
+		where := "extension " + ep.name + "/" + p.Name
+		ep.r.m.recordOverrun(p.Plugin, where, err)
+		err = fmt.Errorf("%s: %w", where, err)
+	}
+	return ep.annotate(err, p)
 }
 
 // Call calls fn with the implementation of the provider name, with ctx, and
@@ -311,7 +333,19 @@ func (ep *ExtensionPoint[T]) Call(ctx context.Context, name string, fn func(ctx 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return ep.invoke(ctx, &e.Provider, nil, fn)
+	var err error
+	ep.r.m.runSteps(1, ctx.Done(), func(int) error {
+		return ep.invoke(ctx, &e.Provider, nil, fn)
+	}, func(_ int, failure error, abandoned bool) {
+		err = failure
+		if abandoned {
+			err = ep.failure(&e.Provider, failure, true)
+		}
+	})
+	if err == nil {
+		err = ctx.Err() // stopped waiting: ctx is done
+	}
+	return err
 }
 
 // invoke calls each or one for provider p, turning a panic into a

@@ -4,18 +4,36 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
 
 // HealthReport is the result of [Manager.Health].
 type HealthReport struct {
-	// Ready is true when Start has finished, Shutdown has not begun, and
-	// the check of every running plugin passed. Plugins that are disabled
-	// or failed do not make the host unready: the others serve.
+	// Ready is true when Start has finished, Shutdown has not begun, the
+	// database answered a ping, and the check of every running plugin
+	// passed. Plugins that are disabled or failed do not make the host
+	// unready: the others serve.
 	Ready bool `json:"ready"`
+	// Database is the ping of the host's database, Config.DB.
+	Database DatabaseHealth `json:"database"`
 	// Plugins lists every registered plugin, sorted by id.
 	Plugins []PluginHealth `json:"plugins"`
+
+	serving bool // Start has finished and Shutdown has not begun
+}
+
+// DatabaseHealth is the database's part of a [HealthReport]: a ping of
+// Config.DB within Config.HealthTimeout.
+type DatabaseHealth struct {
+	// Error is the ping's error, or "" when the database answered.
+	Error string `json:"error,omitempty"`
+	// Latency is how long the ping took, or how long it was waited for
+	// when it did not answer in time.
+	Latency time.Duration `json:"latency_ns,omitempty"`
+	// LastChecked is when the reported ping started.
+	LastChecked time.Time `json:"last_checked,omitzero"`
 }
 
 // PluginHealth is one plugin's part of a [HealthReport].
@@ -47,18 +65,21 @@ func (r HealthReport) failing() []string {
 	return out
 }
 
-// Health runs the checks of the running plugins that implement
-// [HealthChecker], concurrently, each bounded by Config.HealthTimeout, and
-// reports every plugin's state, its check's error and latency.
+// Health pings the database and runs the checks of the running plugins
+// that implement [HealthChecker], all concurrently, each bounded by
+// Config.HealthTimeout, and reports the database's answer and every
+// plugin's state, its check's error and latency. A database that does not
+// answer makes the report not ready: the host cannot serve without it.
 //
 // Health returns within Config.HealthTimeout, or when ctx is done, even if
-// a check has not answered: that check is reported as failing ("did not
-// answer within …") and its goroutine is left running until the check
-// returns. While it runs, later calls wait for that same check (until its
-// own deadline) instead of starting another, so a check that hangs holds
-// one goroutine, not one per call. Checks run with ctx's values but not its
-// cancellation, so that a caller that goes away does not fail a check that
-// other callers may be waiting for.
+// a check or the ping has not answered: it is reported as failing ("did
+// not answer within …") and its goroutine is left running until it
+// returns. While a check runs, later calls wait for that same check (until
+// its own deadline) instead of starting another, so a check that hangs
+// holds one goroutine, not one per call; the ping ends at its deadline, and
+// each call pings anew. Checks and the ping run with ctx's values but not
+// its cancellation, so that a caller that goes away does not fail a check
+// that other callers may be waiting for.
 //
 // Health is safe for concurrent use. Before Start it reports no plugins and
 // Ready false. A check may still be running when its plugin is disabled.
@@ -81,11 +102,14 @@ func (m *Manager) Health(ctx context.Context) HealthReport {
 	}
 
 	hs := m.healthState()
+	ping := startRun(ctx, m.cfg.HealthTimeout, m.pingDatabase)
 	runs := make([]*healthRun, len(targets))
 	for i, t := range targets {
-		runs[i] = hs.run(ctx, m, t.id, t.checker)
+		runs[i] = hs.run(ctx, m, t.id, m.pluginCheck(t.id, t.checker))
 	}
-	healthy := true
+	report.Database.LastChecked = ping.started
+	report.Database.Latency, report.Database.Error = ping.await(ctx)
+	healthy := report.Database.Error == ""
 	for i, t := range targets {
 		ph := &report.Plugins[t.index]
 		ph.Checked = true
@@ -95,8 +119,34 @@ func (m *Manager) Health(ctx context.Context) HealthReport {
 			healthy = false
 		}
 	}
-	report.Ready = healthy && m.ctl.accepting()
+	report.serving = m.ctl.accepting()
+	report.Ready = healthy && report.serving
 	return report
+}
+
+// pingDatabase reports whether the database answers a ping on a
+// connection. sql.DB.PingContext does not try another connection when the
+// idle one it took has died (see freshConn): that says nothing about the
+// database. database/sql and the drivers end a ping at its context's
+// deadline, so, unlike the plugins' checks, each Health call pings anew.
+func (m *Manager) pingDatabase(ctx context.Context) error {
+	conn, err := freshConn(ctx, m.cfg.DB)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// pluginCheck returns the check of plugin id, contained: a panic is its
+// error.
+func (m *Manager) pluginCheck(id string, hc HealthChecker) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		err := m.contain(id, "health check", func() error { return hc.CheckHealth(ctx) })
+		if pe, ok := err.(*PanicError); ok {
+			err = fmt.Errorf("health check panicked: %v", pe.Value)
+		}
+		return err
+	}
 }
 
 // healthState keeps the latest check of each plugin. Its zero value is
@@ -106,7 +156,7 @@ type healthState struct {
 	runs map[string]*healthRun // by plugin id
 }
 
-// healthRun is one call of a plugin's CheckHealth.
+// healthRun is one call of a plugin's CheckHealth, or one ping.
 type healthRun struct {
 	started  time.Time
 	timeout  time.Duration
@@ -118,9 +168,9 @@ type healthRun struct {
 	took time.Duration
 }
 
-// run returns the check of plugin id still in progress, or starts a new
-// one.
-func (hs *healthState) run(ctx context.Context, m *Manager, id string, hc HealthChecker) *healthRun {
+// run returns the check of plugin id still in progress, or starts check as
+// a new one.
+func (hs *healthState) run(ctx context.Context, m *Manager, id string, check func(ctx context.Context) error) *healthRun {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	if r := hs.runs[id]; r != nil {
@@ -130,30 +180,33 @@ func (hs *healthState) run(ctx context.Context, m *Manager, id string, hc Health
 			return r // still running: wait for it rather than pile up
 		}
 	}
-	now := time.Now()
-	r := &healthRun{
-		started:  now,
-		timeout:  m.cfg.HealthTimeout,
-		deadline: now.Add(m.cfg.HealthTimeout),
-		done:     make(chan struct{}),
-	}
+	r := startRun(ctx, m.cfg.HealthTimeout, check)
 	if hs.runs == nil {
 		hs.runs = map[string]*healthRun{}
 	}
 	hs.runs[id] = r
-	go r.check(context.WithoutCancel(ctx), m, id, hc)
 	return r
 }
 
-// check calls the plugin's check, containing a panic.
-func (r *healthRun) check(ctx context.Context, m *Manager, id string, hc HealthChecker) {
+// startRun starts check, with ctx's values, bounded by timeout.
+func startRun(ctx context.Context, timeout time.Duration, check func(ctx context.Context) error) *healthRun {
+	now := time.Now()
+	r := &healthRun{
+		started:  now,
+		timeout:  timeout,
+		deadline: now.Add(timeout),
+		done:     make(chan struct{}),
+	}
+	go r.check(context.WithoutCancel(ctx), check)
+	return r
+}
+
+// check calls check with the run's deadline.
+func (r *healthRun) check(ctx context.Context, check func(ctx context.Context) error) {
 	defer close(r.done)
 	ctx, cancel := context.WithDeadline(ctx, r.deadline)
 	defer cancel()
-	r.err = m.contain(id, "health check", func() error { return hc.CheckHealth(ctx) })
-	if pe, ok := r.err.(*PanicError); ok {
-		r.err = fmt.Errorf("health check panicked: %v", pe.Value)
-	}
+	r.err = check(ctx)
 	r.took = time.Since(r.started)
 }
 
@@ -192,31 +245,45 @@ type readiness struct {
 	Ready bool `json:"ready"`
 	// Failing names the running plugins whose check failed.
 	Failing []string `json:"failing"`
-	// Reason says why the host is not ready when no check failed.
-	Reason  string         `json:"reason,omitempty"`
-	Plugins []PluginHealth `json:"plugins,omitempty"`
+	// Reason says why the host is not ready when it is not because of a
+	// plugin's check: the database, or not serving.
+	Reason string `json:"reason,omitempty"`
+	// Database is the database's ping, when it failed or with verbose.
+	Database *DatabaseHealth `json:"database,omitempty"`
+	Plugins  []PluginHealth  `json:"plugins,omitempty"`
 }
 
 // ReadinessHandler returns an http.Handler for a readiness probe, such as
 // Kubernetes' readinessProbe. It runs [Manager.Health] with the request's
-// context and answers 200 when the report is ready and 503 otherwise: before
-// Start has finished, after Shutdown has begun, and while a running
-// plugin's check fails. The JSON body names the failing plugins:
+// context and answers 200 when the report is ready and 503 otherwise:
+// before Start has finished, after Shutdown has begun, while the database
+// does not answer a ping within Config.HealthTimeout, and while a running
+// plugin's check fails. The JSON body names the failing plugins, and the
+// database when it does not answer:
 //
 //	{"ready":false,"failing":["billing"]}
+//	{"ready":false,"failing":[],"reason":"the database does not answer: …","database":{"error":"…","latency_ns":…}}
 //
 // With the query parameter verbose, whatever its value (/readyz?verbose),
-// the body also lists every plugin's [PluginHealth] under "plugins". The
-// handler answers any method, is safe for concurrent use and valid before
-// Start. Set the probe's timeout above Config.HealthTimeout.
+// the body also holds the database's ping under "database" and lists every
+// plugin's [PluginHealth] under "plugins". The handler answers any method,
+// is safe for concurrent use and valid before Start. Set the probe's
+// timeout above Config.HealthTimeout.
 func (m *Manager) ReadinessHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		report := m.Health(r.Context())
 		body := readiness{Ready: report.Ready, Failing: report.failing()}
-		if !report.Ready && len(body.Failing) == 0 {
-			body.Reason = "not serving: Start has not finished or Shutdown has begun"
+		var reasons []string
+		if report.Database.Error != "" {
+			reasons = append(reasons, "the database does not answer: "+report.Database.Error)
+			body.Database = &report.Database
 		}
+		if !report.serving {
+			reasons = append(reasons, "not serving: Start has not finished or Shutdown has begun")
+		}
+		body.Reason = strings.Join(reasons, "; ")
 		if r.URL.Query().Has("verbose") {
+			body.Database = &report.Database
 			body.Plugins = report.Plugins
 		}
 		status := http.StatusOK

@@ -271,3 +271,55 @@ func TestReadinessHandler(t *testing.T) {
 		require.Equal(t, false, jsonBody(t, rec)["ready"])
 	})
 }
+
+func TestReadinessNamesAnUnreachableDatabase(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		pool := testdb.OpenAgain(t, e.dialect, e.dsn)
+		cfg := e.config(&fake{manifest: manifest("plain", "1.0.0")})
+		cfg.DB = pool
+		m := e.start(cfg)
+		h := m.ReadinessHandler()
+		rec := serve(t, h, "GET", "/readyz", "")
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+
+		require.NoError(t, pool.Close())
+		report := m.Health(context.Background())
+		require.False(t, report.Ready)
+		rec = serve(t, h, "GET", "/readyz", "")
+		require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+		body := jsonBody(t, rec)
+		require.Equal(t, false, body["ready"])
+		require.Equal(t, []any{}, body["failing"], "no plugin failed")
+		require.Contains(t, body["reason"], "the database does not answer")
+		require.Contains(t, body["database"].(map[string]any)["error"], "database is closed")
+	})
+}
+
+func TestReadinessWaitsForTheDatabaseWithinHealthTimeout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, testdb.Postgres)
+	proxy, dsn := testdb.ProxyTo(t, e.dsn)
+	cfg := e.config(&fake{manifest: manifest("plain", "1.0.0")})
+	cfg.DB = testdb.OpenAgain(t, testdb.Postgres, dsn)
+	cfg.HealthTimeout = 100 * time.Millisecond
+	m := e.start(cfg)
+	h := m.ReadinessHandler()
+
+	// The server accepts connections and never answers.
+	proxy.Stall()
+	began := time.Now()
+	rec := serve(t, h, "GET", "/readyz", "")
+	require.Less(t, time.Since(began), 5*time.Second, "the ping gives up at HealthTimeout")
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+	body := jsonBody(t, rec)
+	require.Contains(t, body["reason"], "the database does not answer")
+	dbHealth := body["database"].(map[string]any)
+	require.NotEmpty(t, dbHealth["error"])
+	require.GreaterOrEqual(t, dbHealth["latency_ns"], float64(100*time.Millisecond))
+
+	// It answers again: ready again.
+	proxy.Up()
+	rec = serve(t, h, "GET", "/readyz", "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+}

@@ -2,8 +2,11 @@ package pluginhost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -83,7 +86,19 @@ func (m *Manager) awaitHook(ctx context.Context, p *plugin, where string, fn fun
 	hctx, cancel := context.WithTimeout(ctx, m.cfg.HookTimeout)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- m.contain(p.id, where, func() error { return fn(hctx) }) }()
+	go func() {
+		returned := false
+		defer func() {
+			if !returned { // runtime.Goexit: contained, like a panic
+				err := fmt.Errorf("%s %w", where, errGoexit)
+				m.recordOverrun(p.id, where, err)
+				done <- err
+			}
+		}()
+		err := m.contain(p.id, where, func() error { return fn(hctx) })
+		returned = true
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		return err
@@ -108,3 +123,102 @@ func (m *Manager) awaitHook(ctx context.Context, p *plugin, where string, fn fun
 // shutdownGrace is how long, in all, hooks called after the deadline get to
 // notice their canceled context and return.
 const shutdownGrace = 100 * time.Millisecond
+
+// errGoexit is the failure of plugin code that called runtime.Goexit (as
+// t.FailNow does): contained like a panic, on a goroutine of the library's.
+var errGoexit = errors.New("called runtime.Goexit")
+
+// runSteps runs step(0), …, step(n-1), calls into plugin code, in order, on
+// a goroutine of their own, and waits for them, so that plugin code can
+// neither hold its caller past a bound nor end the caller's goroutine. A
+// step that returns an error is reported with failed(i, err). A step that
+// has not returned within Config.HookTimeout (checked to a quarter of it),
+// or that calls runtime.Goexit, is abandoned, and reported the same way
+// with why; the steps after it go on, on a goroutine of their own, and what
+// the abandoned step returns later is dropped. failed calls never overlap.
+// When stop is closed first, runSteps returns false and runs no step that
+// has not started. Panics are step's to contain.
+func (m *Manager) runSteps(n int, stop <-chan struct{}, step func(i int) error, failed func(i int, err error, abandoned bool)) bool {
+	bound := m.cfg.HookTimeout
+	for first := 0; first < n; {
+		r := &stepRun{done: make(chan int, 1), failed: failed}
+		r.at.Store(int64(first))
+		go r.run(first, n, step)
+		i, err := r.wait(n, bound, stop)
+		if err == nil {
+			return true
+		}
+		r.abandon()
+		if i < 0 {
+			return false
+		}
+		failed(i, err, true)
+		first = i + 1
+	}
+	return true
+}
+
+// stepRun is one goroutine's share of a runSteps.
+type stepRun struct {
+	at     atomic.Int64 // the step running, or about to
+	done   chan int     // n once the steps returned; i when step i called Goexit
+	failed func(i int, err error, abandoned bool)
+
+	mu   sync.Mutex  // held while failed runs, and to set gone
+	gone atomic.Bool // the caller went on without this goroutine: run no further step
+}
+
+// abandon tells r's goroutine that its caller went on without it.
+func (r *stepRun) abandon() {
+	r.mu.Lock()
+	r.gone.Store(true)
+	r.mu.Unlock()
+}
+
+func (r *stepRun) run(first, n int, step func(int) error) {
+	i, exited := first, true
+	defer func() {
+		if exited {
+			r.done <- i // runtime.Goexit in step i
+		}
+	}()
+	for ; i < n && !r.gone.Load(); i++ {
+		r.at.Store(int64(i))
+		if err := step(i); err != nil {
+			r.mu.Lock()
+			if !r.gone.Load() {
+				r.failed(i, err, false)
+			}
+			r.mu.Unlock()
+		}
+	}
+	exited = false
+	r.done <- n
+}
+
+// wait waits for the steps of r: it returns n, nil when they returned; the
+// index of a step that overran or called Goexit with the error; -1 when
+// stop was closed first.
+func (r *stepRun) wait(n int, bound time.Duration, stop <-chan struct{}) (int, error) {
+	tick := time.NewTimer(bound / 4)
+	defer tick.Stop()
+	last, still := r.at.Load(), 0
+	for {
+		select {
+		case i := <-r.done:
+			if i >= n {
+				return n, nil
+			}
+			return i, errGoexit
+		case <-stop:
+			return -1, errors.New("stopped")
+		case <-tick.C:
+			if cur := r.at.Load(); cur != last {
+				last, still = cur, 0
+			} else if still++; still >= 4 {
+				return int(cur), fmt.Errorf("did not return within Config.HookTimeout (%s): %w", bound, context.DeadlineExceeded)
+			}
+			tick.Reset(bound / 4)
+		}
+	}
+}

@@ -59,6 +59,16 @@ type PluginStatus struct {
 	State   State  `json:"state"`
 	// Reason says why a plugin is disabled or failed.
 	Reason string `json:"reason,omitempty"`
+	// Err is the failure behind Reason, as an error whose text is Reason,
+	// for errors.Is and errors.As: it wraps the cause, such as
+	// ErrIncompatible, ErrNotFound (a dependency that is not registered),
+	// a *ManifestError, a *PanicError or the error a hook returned. It is
+	// set while the plugin is failed, and while it is disabled because a
+	// dependency is (then it wraps ErrDependency, and the dependency's own
+	// error where it has one); it is nil otherwise: while the plugin
+	// starts, runs or is stopped, and when an operator or Config disabled
+	// it. Err is not part of the JSON; Reason is.
+	Err error `json:"-"`
 	// Since is when the plugin entered State.
 	Since time.Time `json:"since,omitzero"`
 	// Warnings lists what was ignored: unknown manifest fields, settings
@@ -70,6 +80,11 @@ type PluginStatus struct {
 	Timings         []PhaseTiming `json:"timings,omitempty"`
 	// Panics counts the panics recovered in the plugin's code since Start.
 	Panics int `json:"panics,omitempty"`
+	// Overruns counts the calls into the plugin's code that the Manager
+	// stopped waiting for since Start: they did not return within
+	// Config.HookTimeout, or called runtime.Goexit. Like panics, they count
+	// toward the circuit breaker.
+	Overruns int `json:"overruns,omitempty"`
 	// EventsDropped counts events its asynchronous subscriptions dropped
 	// because their queue was full.
 	EventsDropped int64 `json:"events_dropped,omitempty"`
@@ -119,7 +134,9 @@ func New(cfg Config) (*Manager, error) {
 }
 
 // Settings returns the global settings store. Its definitions and values
-// are loaded by Start.
+// are loaded by Start: before Start, reads and writes return an error
+// wrapping ErrNotRunning; after Shutdown (or a Start that failed), reads
+// serve the last values and writes return an error wrapping ErrClosed.
 func (m *Manager) Settings() *Settings { return m.settings }
 
 // startUndoTimeout bounds the Shutdown hooks Start runs when it fails.
@@ -132,7 +149,9 @@ const startUndoTimeout = 30 * time.Second
 // migrations; merge the settings; seed; Init; register routes; serve. A
 // plugin that fails a phase is marked failed with the reason, together with
 // its dependents, and the others go on, unless Config makes it required:
-// then Start undoes what it started and returns an error naming it. A
+// then Start undoes what it started and returns an error naming it, which
+// wraps ErrRequired and the plugin's failure (see PluginStatus.Err), so
+// that errors.Is and errors.As find its cause. A
 // failing core migration, or a database that cannot be reached, fails
 // Start. Start may be called once.
 func (m *Manager) Start(ctx context.Context) error {
@@ -145,6 +164,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		return ErrAlreadyStarted
 	}
 	m.started = true
+	m.settings.begin()
 	began := time.Now()
 	if err := m.start(ctx); err != nil {
 		// Undo what started, within a bound even if ctx is already done.
@@ -214,21 +234,23 @@ func (m *Manager) announce(ctx context.Context) {
 }
 
 // requiredErr returns an error wrapping ErrRequired for every required
-// plugin that is not starting or running.
+// plugin that is not starting or running, each wrapping the plugin's
+// failure too (ErrNotFound for one that is not registered).
 func (m *Manager) requiredErr() error {
 	var errs []error
 	// A plugin named in Config.Required must run; RequireAll only covers
 	// the plugins that are not disabled.
 	check := func(id string, p *plugin, named bool) {
 		if p == nil {
-			errs = append(errs, fmt.Errorf("%w: plugin %q is not registered", ErrRequired, id))
+			errs = append(errs, withCauses(fmt.Sprintf("%v: plugin %q is not registered", ErrRequired, id), ErrRequired, ErrNotFound))
 			return
 		}
-		switch state, reason, _ := m.plugins.stateOf(p); {
+		switch state, reason, err := m.plugins.outcome(p); {
 		case state == StateFailed:
-			errs = append(errs, fmt.Errorf("%w: plugin %q failed: %s", ErrRequired, id, reason))
+			errs = append(errs, withCauses(fmt.Sprintf("%v: plugin %q failed: %s", ErrRequired, id, reason), ErrRequired, err))
 		case state == StateDisabled && named:
-			errs = append(errs, fmt.Errorf("%w: plugin %q is disabled: %s", ErrRequired, id, reason))
+			// err wraps ErrDependency when a dependency disabled it.
+			errs = append(errs, withCauses(fmt.Sprintf("%v: plugin %q is disabled: %s", ErrRequired, id, reason), ErrRequired, err))
 		}
 	}
 	for _, id := range m.cfg.Required {
@@ -301,13 +323,15 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 }
 
 // stop is the one stop path, of Shutdown and of a Start that failed: it
-// stops the controller, moves every starting or running plugin to stopped
-// with reason (which closes its gate), drops their subscriptions and
-// providers, lets in-flight requests finish within ctx, runs the Shutdown
-// hooks owed in reverse order and closes the event bus. It returns the
-// hooks' errors joined.
+// stops the controller, closes the event bus (asynchronous subscribers get
+// what was queued for them first), moves every starting or running plugin
+// to stopped with reason (which closes its gate), drops their providers,
+// lets in-flight requests finish within ctx, runs the Shutdown hooks owed
+// in reverse order and refuses further settings writes (ErrClosed). It
+// returns the hooks' errors joined.
 func (m *Manager) stop(ctx context.Context, reason string) error {
 	m.ctl.stop()
+	m.events.close() // delivers what is queued while the plugins still run
 	stopped, closed := m.plugins.stopAll(reason)
 	for _, p := range stopped {
 		m.events.dropPlugin(p.id)
@@ -317,7 +341,7 @@ func (m *Manager) stop(ctx context.Context, reason string) error {
 		m.log.Warn("requests still in flight at shutdown", "err", err)
 	}
 	err := m.shutdownPlugins(ctx, m.plugins.ordered())
-	m.events.close()
+	m.settings.close() // after the Shutdown hooks, which may still write
 	return err
 }
 

@@ -243,6 +243,7 @@ func TestParseManifestBad(t *testing.T) {
 		{file: "config-not-table.toml", plugin: "notes", field: "config.api_token", line: 6, msg: "must be a table ([config.api_token]), not a string"},
 		{file: "group-duplicate-id.toml", plugin: "notes", field: "setting_groups[1].id", line: 10, msg: `duplicate setting group "notes": already defined at setting_groups[0].id (line 6)`},
 		{file: "group-sort-order-not-integer.toml", plugin: "notes", field: "setting_groups[0].sort_order", line: 8, msg: "must be an integer, not a float"},
+		{file: "too-deep.toml", plugin: "notes", line: 7, msg: "nested 17 levels deep, more than the limit of 16 (MaxManifestDepth"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -14,9 +14,12 @@ import (
 // manifest, the contents of its plugin.toml, usually embedded with go:embed.
 //
 // Everything else a plugin can do is an optional interface found by type
-// assertion: [TableProvider], [Migrator], [Seeder], [Initializer],
-// [RouteRegistrar], [Shutdowner] and [HealthChecker]. Manifest is called once, when the plugin
-// is registered; it must return the same bytes every time.
+// assertion: [TableProvider], [Migrator], [SeedOncer], [Seeder],
+// [Initializer], [RouteRegistrar], [Shutdowner] and [HealthChecker]. A
+// method named like one of theirs whose signature differs is never called;
+// it is reported as a warning on the plugin's status, naming the signature
+// wanted. Manifest is called once, when the plugin is registered; it must
+// return the same bytes every time.
 type Plugin interface {
 	Manifest() []byte
 }
@@ -29,17 +32,71 @@ type TableProvider interface {
 }
 
 // Migrator is implemented by plugins that ship versioned SQL migrations.
-// The returned file system holds one folder per dialect, "sqlite" and
-// "postgres", each with files named NNNN_name.sql; they are applied in
-// order, after the plugin's declared tables, and recorded in the ledger
-// under the plugin's id.
+// The returned file system holds one folder per dialect at its root,
+// "sqlite" and "postgres", each with files named NNNN_name.sql; they are
+// applied in order, after the plugin's declared tables, and recorded in the
+// ledger under the plugin's id. With //go:embed migrations, return
+// fs.Sub(files, "migrations"): SQL files but no folder for the current
+// dialect fail the plugin.
+//
+// A plugin's schema work runs in one transaction, so a migration must not
+// control it: a statement BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK,
+// ABORT, SAVEPOINT, RELEASE or PREPARE TRANSACTION (outside strings,
+// comments and bodies such as a trigger's) fails the plugin before any of
+// its schema work runs, naming the file and line. Of a goose migration
+// only the Up section runs ("-- +goose Up" up to "-- +goose Down");
+// StatementBegin and StatementEnd are accepted, and NO TRANSACTION, ENVSUB
+// or any other annotation fails the plugin.
 type Migrator interface {
 	Migrations() fs.FS
 }
 
-// Seeder is implemented by plugins that put data into their tables. Seed runs
-// on every boot, after the plugin's schema and the settings are in place; a
-// plugin that wants to seed once checks that its table is empty first.
+// SeedOncer is implemented by plugins that put initial data into their
+// tables once per database: a welcome note, default categories. SeedOnce
+// runs exactly once per database, however many replicas boot together, and
+// its work commits or rolls back with the plugin's schema work:
+//
+//   - It runs in the schema phase, inside the plugin's own schema
+//     transaction, after its tables are created and its migrations applied,
+//     under the migration lock (a PostgreSQL advisory lock; on SQLite the
+//     transaction holds the write lock from its first statement).
+//   - It runs only when the ledger has no seed row for the plugin
+//     (line: the plugin id, version "hook:seed-once"), and that row is
+//     written in the same transaction. Once the row exists — the next
+//     boot, the other replicas — it does not run again, even if the data
+//     was deleted since or Config.DevMode recreated a table; deleting the
+//     row makes the next boot run it again. A warm boot costs nothing: the
+//     ledger Start reads anyway shows the row.
+//   - It must write through tx, whose Table knows the plugin's table names.
+//     A write through h.DB() is outside the transaction, not rolled back
+//     with it, and fails or waits: on PostgreSQL the tables created in the
+//     transaction are not visible to other connections yet; on SQLite the
+//     transaction holds the write lock (the write waits for the busy
+//     timeout, then fails). tx is the Manager's: its Commit and Rollback
+//     are refused and its SQL is nil.
+//   - An error or a panic fails the plugin, and its dependents, and rolls
+//     back everything: its new tables, its migrations, its rows, the
+//     ledger rows. The next boot tries again from the start.
+//   - It is bounded by Config.HookTimeout; a hook that overruns fails the
+//     same way, and the statements it tries afterwards fail, since its
+//     transaction is over. Statements must use ctx, so that one in flight
+//     at the deadline is canceled.
+//   - The plugin's own settings are not merged yet (that is the next
+//     phase): seed from constants or the plugin's config values
+//     (h.Config()), not from h.Settings().
+//
+// A plugin enabled at runtime ([Manager.Enable]) for the first time seeds
+// then, the same way.
+type SeedOncer interface {
+	SeedOnce(ctx context.Context, h *Host, tx *Tx) error
+}
+
+// Seeder is implemented by plugins that have work to do on every boot,
+// after the plugin's schema and the settings are in place, such as
+// refreshing a cache table. For data that must be written once per
+// database, implement [SeedOncer] instead: checking first that a table is
+// empty is not safe when replicas boot together (two of them can both see
+// it empty and both insert).
 type Seeder interface {
 	Seed(ctx context.Context, h *Host) error
 }

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -27,6 +28,7 @@ type plugin struct {
 	// Guarded by pluginTable.mu, and changed only by pluginTable's methods.
 	state       State
 	reason      string
+	err         error     // the failure behind reason, for PluginStatus.Err; see setLocked
 	since       time.Time // when state was entered
 	gen         uint64    // the table's generation at the plugin's last transition
 	run         uint64    // gen of the transition that began the current run (to starting)
@@ -37,7 +39,8 @@ type plugin struct {
 	timings     []PhaseTiming
 	initialized bool        // Init succeeded (or there is none): Shutdown is owed
 	panics      int         // recovered panics since Start
-	recent      []time.Time // times of the panics within Config.PanicWindow
+	overruns    int         // calls abandoned since Start: past their bound, or runtime.Goexit
+	recent      []time.Time // times of the faults (panics, overruns) within Config.PanicWindow
 	mux         *chi.Mux
 	routes      []RouteInfo
 }
@@ -134,20 +137,32 @@ func (t *pluginTable) publishLocked() (closed []*mount) {
 }
 
 // setLocked is the one place a plugin's state changes: it moves p to state
-// to for reason, in phase when it is not "" (the reason is then
-// "<phase>: <reason>"), stamps the time, bumps the generation and queues
-// the built-in event the change announces. Entering StateStarting begins a
-// new run: the reason, timings and warnings start afresh. Failing or being
-// disabled takes p's starting or running dependents down too, each with
-// the reason "[<phase>: ]dependency <id> <state>". t.mu must be held.
-func (t *pluginTable) setLocked(p *plugin, to State, phase, reason string) {
+// to because of why (nil for none), in phase when it is not "" (why is
+// then wrapped as "<phase>: <why>"), stamps the time, bumps the generation
+// and queues the built-in event the change announces. The reason is why's
+// text; why itself is kept as the plugin's error (PluginStatus.Err) when p
+// fails, or is disabled because a dependency is (why wraps ErrDependency),
+// and is nil otherwise. Entering StateStarting begins a new run: the
+// reason, timings and warnings start afresh. Failing or being disabled
+// takes p's starting or running dependents down too, each with the reason
+// "[<phase>: ]dependency <id> <state>", an error wrapping ErrDependency and
+// p's error. t.mu must be held.
+func (t *pluginTable) setLocked(p *plugin, to State, phase string, why error) {
 	from := p.state
-	if phase != "" {
-		reason = phase + ": " + reason
+	reason := ""
+	if why != nil {
+		if phase != "" {
+			why = fmt.Errorf("%s: %w", phase, why)
+		}
+		reason = why.Error()
 	}
 	t.gen++
 	t.dirty = true
 	p.state, p.reason, p.since, p.gen, p.disabledBy = to, reason, time.Now(), t.gen, ""
+	p.err = nil
+	if to == StateFailed || to == StateDisabled && errors.Is(why, ErrDependency) {
+		p.err = why
+	}
 	switch to {
 	case StateStarting:
 		p.run = t.gen
@@ -174,9 +189,14 @@ func (t *pluginTable) setLocked(p *plugin, to State, phase, reason string) {
 }
 
 // followLocked fails or disables p because its dependency dep is in state
-// to, in phase. t.mu must be held.
+// to, in phase: p's error wraps ErrDependency and dep's error, if it has
+// one. t.mu must be held.
 func (t *pluginTable) followLocked(p *plugin, dep string, to State, phase string) {
-	t.setLocked(p, to, phase, fmt.Sprintf("dependency %s %s", dep, to))
+	var depErr error
+	if d := t.byID[dep]; d != nil {
+		depErr = d.err
+	}
+	t.setLocked(p, to, phase, withCauses(fmt.Sprintf("dependency %s %s", dep, to), ErrDependency, depErr))
 	if to == StateDisabled {
 		p.disabledBy = dep
 	}
@@ -221,18 +241,29 @@ func (t *pluginTable) takeEvents() []any {
 	return out
 }
 
-// set moves p to state to, as setLocked does, and publishes the change.
+// set moves p to state to for reason, which is no failure, as setLocked
+// does, and publishes the change.
 func (t *pluginTable) set(p *plugin, to State, reason string) (closed []*mount) {
 	t.mu.Lock()
-	t.setLocked(p, to, "", reason)
+	t.setLocked(p, to, "", reasonOnly(reason))
 	return t.unlock()
 }
 
-// fail fails p, and its dependents, because phase failed with err.
+// reasonOnly is a reason that is no failure, as setLocked takes it: nil
+// for "".
+func reasonOnly(reason string) error {
+	if reason == "" {
+		return nil
+	}
+	return errors.New(reason)
+}
+
+// fail fails p, and its dependents, because phase failed with err, which
+// becomes p's error.
 func (t *pluginTable) fail(p *plugin, phase string, err error) {
 	t.mu.Lock()
 	if p.alive() {
-		t.setLocked(p, StateFailed, phase, err.Error())
+		t.setLocked(p, StateFailed, phase, err)
 	}
 	t.unlock()
 }
@@ -247,7 +278,7 @@ func (t *pluginTable) begin(ps []*plugin, enabled bool, prepare func(p *plugin) 
 	var started []*plugin
 	for _, p := range ps {
 		p.enabled = enabled
-		t.setLocked(p, StateStarting, "", "")
+		t.setLocked(p, StateStarting, "", nil)
 		if t.prepareLocked(p, prepare) {
 			started = append(started, p)
 		}
@@ -260,7 +291,7 @@ func (t *pluginTable) begin(ps []*plugin, enabled bool, prepare func(p *plugin) 
 func (t *pluginTable) prepareLocked(p *plugin, prepare func(p *plugin) (*Host, []string, error)) bool {
 	h, warnings, err := prepare(p)
 	if err != nil {
-		t.setLocked(p, StateFailed, PhaseResolve, err.Error())
+		t.setLocked(p, StateFailed, PhaseResolve, err)
 		return false
 	}
 	h.run = p.run
@@ -275,29 +306,30 @@ func (t *pluginTable) stopAll(reason string) (stopped []*plugin, closed []*mount
 	t.mu.Lock()
 	for _, p := range t.all {
 		if p.alive() {
-			t.setLocked(p, StateStopped, "", reason)
+			t.setLocked(p, StateStopped, "", reasonOnly(reason))
 			stopped = append(stopped, p)
 		}
 	}
 	return stopped, t.unlock()
 }
 
-// stop moves root, which runs, to state for reason, and its running
-// dependents with it; it returns them, root first, with the routing
-// entries that closed.
+// stop moves root, which runs, to state for reason, which is no failure,
+// and its running dependents with it; it returns them, root first, with
+// the routing entries that closed.
 func (t *pluginTable) stop(root *plugin, to State, reason string) (stopped []*plugin, closed []*mount) {
 	t.mu.Lock()
-	stopped = t.stopLocked(root, to, reason)
+	stopped = t.stopLocked(root, to, reasonOnly(reason))
 	return stopped, t.unlock()
 }
 
-// stopLocked is stop with t.mu held; it returns the plugins it stopped.
-func (t *pluginTable) stopLocked(root *plugin, to State, reason string) (stopped []*plugin) {
+// stopLocked is stop with t.mu held, for why (a failure when to is
+// StateFailed); it returns the plugins it stopped.
+func (t *pluginTable) stopLocked(root *plugin, to State, why error) (stopped []*plugin) {
 	was := make(map[*plugin]bool, len(t.order))
 	for _, p := range t.order {
 		was[p] = p.alive()
 	}
-	t.setLocked(root, to, "", reason)
+	t.setLocked(root, to, "", why)
 	stopped = append(stopped, root)
 	for _, p := range t.order {
 		if p != root && was[p] && !p.alive() {
@@ -307,46 +339,28 @@ func (t *pluginTable) stopLocked(root *plugin, to State, reason string) (stopped
 	return stopped
 }
 
-// windDown is what is left to do for plugins that stopped without their
-// subscriptions dropped, their requests drained and their Shutdown hooks
-// run: a breaker trip stops a plugin where the panic happens, and leaves
-// the rest to the control goroutine.
-type windDown struct {
-	stopped []*plugin
-	closed  []*mount
-}
-
-// takeWindDowns returns the wind-downs pending and clears them.
-func (t *pluginTable) takeWindDowns() []windDown {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	w := t.windDowns
-	t.windDowns = nil
-	return w
-}
-
 // running moves the starting plugins among ps to running.
 func (t *pluginTable) running(ps []*plugin) {
 	t.mu.Lock()
 	for _, p := range ps {
 		if p.state == StateStarting {
-			t.setLocked(p, StateRunning, "", "")
+			t.setLocked(p, StateRunning, "", nil)
 		}
 	}
 	t.unlock()
 }
 
 // add records the discovered plugins, each starting or, when its manifest
-// did not parse, failed with reason.
-func (t *pluginTable) add(ps []*plugin, reasons map[*plugin]string) {
+// did not parse, failed in the discover phase with the manifest's error.
+func (t *pluginTable) add(ps []*plugin, failures map[*plugin]error) {
 	t.mu.Lock()
 	for _, p := range ps {
 		t.all = append(t.all, p)
 		t.byID[p.id] = p
-		if why, failed := reasons[p]; failed {
-			t.setLocked(p, StateFailed, "", why)
+		if err, failed := failures[p]; failed {
+			t.setLocked(p, StateFailed, PhaseDiscover, err)
 		} else {
-			t.setLocked(p, StateStarting, "", "")
+			t.setLocked(p, StateStarting, "", nil)
 		}
 	}
 	t.unlock()
@@ -392,6 +406,13 @@ func (t *pluginTable) stateOf(p *plugin) (state State, reason, disabledBy string
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return p.state, p.reason, p.disabledBy
+}
+
+// outcome returns p's state, reason and error (see setLocked).
+func (t *pluginTable) outcome(p *plugin) (state State, reason string, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return p.state, p.reason, p.err
 }
 
 // isAlive reports whether p is starting or running.
@@ -498,41 +519,6 @@ func (t *pluginTable) takeInitialized(p *plugin) bool {
 	return owed
 }
 
-// countPanic counts a panic of plugin id at now. When that makes limit
-// panics within window while the plugin runs, its circuit breaker trips:
-// the plugin and its running dependents fail at once, with the reason
-// why(count) (the gate closes before countPanic returns), and what is left
-// of stopping them is queued for takeWindDowns. It returns nil for an
-// unknown id.
-func (t *pluginTable) countPanic(id string, now time.Time, limit int, window time.Duration, why func(count int) string) (p *plugin, tripped bool) {
-	t.mu.Lock()
-	p = t.byID[id]
-	if p == nil {
-		t.mu.Unlock()
-		return nil, false
-	}
-	p.panics++
-	p.recent = append(p.recent, now)
-	cut := 0
-	for cut < len(p.recent) && now.Sub(p.recent[cut]) > window {
-		cut++
-	}
-	p.recent = p.recent[cut:]
-	if limit <= 0 || len(p.recent) < limit || p.state != StateRunning {
-		t.mu.Unlock()
-		return p, false
-	}
-	stopped := t.stopLocked(p, StateFailed, why(len(p.recent)))
-	closed := t.publishLocked()
-	t.dirty = false
-	t.windDowns = append(t.windDowns, windDown{stopped: stopped, closed: closed})
-	t.unlock()
-	for _, c := range closed {
-		c.close()
-	}
-	return p, true
-}
-
 // statuses reports every plugin, by id, with missing (the required
 // settings of an owner without a value) and dropped (the events its
 // asynchronous subscriptions dropped).
@@ -542,9 +528,9 @@ func (t *pluginTable) statuses(missing func(owner string) []string, dropped func
 	out := make([]PluginStatus, 0, len(t.all))
 	for _, p := range t.all {
 		st := PluginStatus{
-			ID: p.id, State: p.state, Reason: p.reason, Since: p.since,
+			ID: p.id, State: p.state, Reason: p.reason, Err: p.err, Since: p.since,
 			Warnings: slices.Clone(p.warnings), MissingSettings: missing(p.id),
-			Timings: slices.Clone(p.timings), Panics: p.panics, EventsDropped: dropped(p.id),
+			Timings: slices.Clone(p.timings), Panics: p.panics, Overruns: p.overruns, EventsDropped: dropped(p.id),
 		}
 		if p.manifest != nil {
 			st.Name, st.Version = p.manifest.Name, p.manifest.Version

@@ -16,15 +16,19 @@ import (
 var apiVersion = semver.MustParse(APIVersion)
 
 // discover snapshots the registry. A plugin whose manifest did not parse is
-// failed with the reason.
+// failed with the manifest's error.
 func (m *Manager) discover() {
 	regs := m.cfg.Registry.snapshot()
+	if len(regs) == 0 {
+		m.log.Warn("no plugins are registered",
+			"hint", `a plugin registers itself from its package's init function: is the package imported, as in import _ "example.com/app/plugins/notes"? Or pass Config.Registry`)
+	}
 	ps := make([]*plugin, 0, len(regs))
-	failed := map[*plugin]string{}
+	failed := map[*plugin]error{}
 	for _, reg := range regs {
 		p := &plugin{id: reg.key, plugin: reg.plugin, manifest: reg.manifest, order: -1, logger: m.log.With("plugin", reg.key)}
 		if reg.err != nil {
-			failed[p] = PhaseDiscover + ": " + reg.err.Error()
+			failed[p] = reg.err
 		}
 		ps = append(ps, p)
 	}
@@ -46,7 +50,7 @@ func (m *Manager) resolve(ctx context.Context, sess *schemaSession) error {
 	for _, id := range ids {
 		// A plugin already disabled or failed keeps that first reason.
 		if cycle, ok := sorted.Cycles[id]; ok {
-			m.plugins.fail(m.plugins.get(id), PhaseResolve, fmt.Errorf("dependency cycle %s", cycle))
+			m.plugins.fail(m.plugins.get(id), PhaseResolve, withCauses("dependency cycle "+cycle, ErrDependency))
 		}
 	}
 	m.checkDependencies(sorted.Order)
@@ -113,7 +117,8 @@ func (m *Manager) resolveOne(p *plugin, disabled, overrides map[string]bool) {
 
 // prepare checks what a plugin's own manifest asks of the host (its host
 // constraint, its setting groups, its config values) and makes the Host of
-// its run, with the warnings its config values gave.
+// its run, with the warnings its config values and its methods gave (a
+// method named like a capability's with another signature).
 func (m *Manager) prepare(p *plugin) (*Host, []string, error) {
 	if err := checkHost(p.manifest); err != nil {
 		return nil, nil, err
@@ -125,6 +130,7 @@ func (m *Manager) prepare(p *plugin) (*Host, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	warnings = append(warnings, capabilityWarnings(p.plugin)...)
 	h := &Host{
 		id: p.id, manifest: p.manifest, logger: p.logger, settings: m.settings, config: cfg, m: m,
 		db: &DB{sql: m.cfg.DB, dialect: m.cfg.Dialect, prefix: tablePrefix(p.id)},

@@ -121,9 +121,10 @@ func (m *Manager) runningAt(order int) bool {
 // Handler returns the http.Handler that serves every plugin route. Mount it
 // on the host's router at /api/plugin/ without stripping the prefix, for
 // example r.Mount("/api/plugin", m.Handler()) with chi or
-// mux.Handle("/api/plugin/", m.Handler()) with net/http. It answers 404 with
-// a JSON body for an unknown plugin id and 503 for a plugin that is not
-// running. It is safe for concurrent use and valid before Start.
+// mux.Handle("/api/plugin/", m.Handler()) with net/http. It answers 404
+// with a JSON body for a plugin id that is not registered
+// ({"error":"plugin not registered","plugin":"<id>"}) and 503 for a plugin
+// that is not running. It is safe for concurrent use and valid before Start.
 func (m *Manager) Handler() http.Handler { return http.HandlerFunc(m.serveHTTP) }
 
 // routeCtxPool recycles chi routing contexts, as chi's own Mux does.
@@ -143,7 +144,13 @@ func (m *Manager) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	mt := m.plugins.mounts.Load()
 	mnt := mt.byID[id]
 	if mnt == nil {
-		writeJSONError(w, http.StatusNotFound, "unknown plugin", id)
+		// Say only that this id is not registered: which ones are is the
+		// host's business.
+		msg := "plugin not registered"
+		if id == "" {
+			msg = "not found"
+		}
+		writeJSONError(w, http.StatusNotFound, msg, id)
 		return
 	}
 	if !mnt.running || !mnt.enter() {

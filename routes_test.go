@@ -32,9 +32,15 @@ func TestUnknownPluginAndPathAre404JSON(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *env) {
 		m := e.start(e.config(&fake{manifest: manifest("known", "1.0.0"), routes: okRoute("/x", "x")}))
 
+		// It says the id is not registered, and lists nothing else.
 		rec := serve(t, m.Handler(), "GET", "/api/plugin/ghost/x", "")
 		require.Equal(t, http.StatusNotFound, rec.Code)
-		require.Equal(t, map[string]any{"error": "unknown plugin", "plugin": "ghost"}, jsonBody(t, rec))
+		require.Equal(t, map[string]any{"error": "plugin not registered", "plugin": "ghost"}, jsonBody(t, rec))
+		require.NotContains(t, rec.Body.String(), "known")
+
+		rec = serve(t, m.Handler(), "GET", "/api/plugin/", "")
+		require.Equal(t, http.StatusNotFound, rec.Code)
+		require.Equal(t, map[string]any{"error": "not found"}, jsonBody(t, rec))
 
 		rec = serve(t, m.Handler(), "GET", "/elsewhere", "")
 		require.Equal(t, http.StatusNotFound, rec.Code)

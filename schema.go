@@ -32,6 +32,11 @@ type schemaSession struct {
 	// lockErr is why the lock could not be taken: every later attempt
 	// fails with it too, rather than wait again or use a closed connection.
 	lockErr error
+	// foreignKeys is whether the connection enforces foreign keys (SQLite),
+	// once read; misconfigured is the database's misconfiguration a plugin
+	// ran into (foreign keys not enforced), which fails the bring-up.
+	foreignKeys   *bool
+	misconfigured error
 }
 
 // openSchemaSession takes a connection for m's schema work and reads the
@@ -50,8 +55,16 @@ func openSchemaSession(ctx context.Context, m *Manager) (*schemaSession, error) 
 		rebind:  m.db.Rebind,
 		conn:    conn,
 	}
-	if s.ledger, err = s.loadLedger(ctx); err != nil {
-		conn.Close()
+	if s.ledger, err = s.loadLedger(ctx); err != nil && connDead(conn) && ctx.Err() == nil {
+		conn.Close() // died in the pool: once more, on a fresh one (see onConn)
+		if s.conn, err = freshConn(ctx, m.cfg.DB); err == nil {
+			s.ledger, err = s.loadLedger(ctx)
+		}
+	}
+	if err != nil {
+		if s.conn != nil {
+			s.conn.Close()
+		}
 		return nil, fmt.Errorf("pluginhost: cannot start: %w", err)
 	}
 	return s, nil
@@ -80,6 +93,34 @@ func (s *schemaSession) lock(ctx context.Context) error {
 	return nil
 }
 
+// heal replaces the session's connection if it broke, and is called after
+// a plugin's schema work failed: a hook that overran its timeout with a
+// statement in flight leaves it broken on PostgreSQL, where pgx closes a
+// connection whose query was canceled. The migration lock, if held, ended
+// with that session; it is taken again on the new connection, which reads
+// the ledger again. A session that cannot be healed fails every later
+// attempt to lock with the reason, which fails the bring-up. A working
+// connection costs one ping.
+func (s *schemaSession) heal(ctx context.Context) {
+	if s.lockErr != nil || s.conn.PingContext(ctx) == nil {
+		return
+	}
+	s.log.Warn("the schema session's connection broke; opening another")
+	held := s.unlock != nil
+	s.unlock = nil // the lock went with the session
+	discard(s.conn)
+	_ = s.conn.Close()
+	conn, err := s.m.cfg.DB.Conn(ctx)
+	if err != nil {
+		s.conn, s.lockErr = nil, fmt.Errorf("the schema session's connection broke and no other could be opened: %w", err)
+		return
+	}
+	s.conn = conn
+	if held {
+		_ = s.lock(ctx) // a failure is kept in s.lockErr
+	}
+}
+
 // close releases the lock, if held, and the connection. It may be called
 // more than once.
 func (s *schemaSession) close(ctx context.Context) {
@@ -87,7 +128,9 @@ func (s *schemaSession) close(ctx context.Context) {
 		s.unlock(ctx)
 		s.unlock = nil
 	}
-	_ = s.conn.Close()
+	if s.conn != nil {
+		_ = s.conn.Close()
+	}
 }
 
 // loadLedger reads the whole ledger in one query, or an empty ledger on a

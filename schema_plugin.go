@@ -2,13 +2,13 @@ package pluginhost
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 
-	"github.com/pluginhost/pluginhost/internal/dialect"
 	"github.com/pluginhost/pluginhost/internal/migrate"
 	"github.com/pluginhost/pluginhost/internal/sqlgen"
 )
@@ -20,10 +20,12 @@ const tableVersionPrefix = "table:"
 func tableVersion(name string) string { return tableVersionPrefix + name }
 
 // declaration is what a plugin declares for its schema: its validated
-// tables and its migrations for the dialect. It is built once per Start.
+// tables, its migrations for the dialect and its once-hooks. It is built
+// once per Start.
 type declaration struct {
 	schema     *sqlgen.Schema
 	migrations []migrate.Migration
+	once       []onceHook
 }
 
 // declare calls the plugin's Tables and Migrations and validates them; the
@@ -38,7 +40,7 @@ func declare(p *plugin, d Dialect) (*declaration, error) {
 	if err != nil {
 		return nil, err
 	}
-	decl := &declaration{schema: schema}
+	decl := &declaration{schema: schema, once: onceHooks(p.plugin)}
 	if mg, ok := p.plugin.(Migrator); ok {
 		if decl.migrations, err = migrate.Read(mg.Migrations(), string(d)); err != nil {
 			return nil, err
@@ -52,16 +54,20 @@ type schemaPlan struct {
 	drop       []*sqlgen.Resolved // changed tables, development mode only, in drop order
 	create     []*sqlgen.Resolved // new and recreated tables, in creation order
 	migrations []migrate.Migration
+	once       []onceHook        // the once-hooks not run yet on this database
 	entries    []migrate.Entry   // ledger rows to write with the work
 	changed    map[string]string // table → what changed, for the tables recreated
 	warnings   []string          // for the plugin's status: recorded tables no longer declared
 }
 
-func (pl *schemaPlan) empty() bool { return len(pl.create) == 0 && len(pl.migrations) == 0 }
+func (pl *schemaPlan) empty() bool {
+	return len(pl.create) == 0 && len(pl.migrations) == 0 && len(pl.once) == 0
+}
 
-// migratePlugin creates the plugin's new tables and applies its pending
-// migrations in one transaction: on failure none of it stays. When there is
-// no work it takes no lock and writes nothing.
+// migratePlugin creates the plugin's new tables, applies its pending
+// migrations and runs its pending once-hooks in one transaction: on failure
+// none of it stays. When there is no work it takes no lock and writes
+// nothing.
 func (s *schemaSession) migratePlugin(ctx context.Context, p *plugin) error {
 	var decl *declaration
 	err := s.m.callHook(ctx, p, "declare tables and migrations", func(context.Context) error {
@@ -72,12 +78,16 @@ func (s *schemaSession) migratePlugin(ctx context.Context, p *plugin) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkForeignKeys(ctx, p, decl); err != nil {
+		return err
+	}
 	plan, err := s.planUnderLock(ctx, p.id, decl)
 	if err != nil {
 		return err
 	}
 	if !plan.empty() {
-		if plan, err = s.applySchema(ctx, p.id, decl); err != nil {
+		if plan, err = s.applySchema(ctx, p, decl); err != nil {
+			s.heal(ctx) // for the plugins after this one
 			return err
 		}
 	}
@@ -107,29 +117,74 @@ func (s *schemaSession) planUnderLock(ctx context.Context, id string, decl *decl
 // process booting on the same database may have done the work since the
 // session's ledger was read. The ledger rows written are added to the
 // session's ledger.
-func (s *schemaSession) applySchema(ctx context.Context, id string, decl *declaration) (*schemaPlan, error) {
-	var plan *schemaPlan
-	err := migrate.InTx(ctx, s.conn, dialect.BeginMigration(s.dialect), func(ex migrate.Execer) error {
-		if err := s.ledger.Refresh(ctx, ex, s.rebind, id); err != nil {
-			return err
-		}
-		var err error
-		if plan, err = planSchema(id, decl, s.ledger, s.devMode); err != nil {
-			return err
-		}
-		return s.execPlan(ctx, ex, plan)
-	})
+func (s *schemaSession) applySchema(ctx context.Context, p *plugin, decl *declaration) (plan *schemaPlan, err error) {
+	tx, err := s.beginWrite(ctx)
 	if err != nil {
 		return nil, err
 	}
+	committed := false
+	defer func() {
+		if committed {
+			return
+		}
+		// Rolled back already if ctx ended: database/sql did it.
+		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
+			err = errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
+		}
+	}()
+	if err := s.ledger.Refresh(ctx, tx, s.rebind, p.id); err != nil {
+		return nil, err
+	}
+	if plan, err = planSchema(p.id, decl, s.ledger, s.devMode); err != nil {
+		return nil, err
+	}
+	if err := s.execPlan(ctx, tx, plan); err != nil {
+		return nil, err
+	}
+	if err := s.runOnceHooks(ctx, p, tx, plan.once); err != nil {
+		return nil, err
+	}
+	if err := migrate.Record(ctx, tx, s.rebind, plan.entries...); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	committed = true
 	for _, e := range plan.entries {
 		s.ledger.Put(e)
 	}
 	return plan, nil
 }
 
+// sqliteWriteLock is the first statement of a plugin's schema transaction
+// on SQLite: a write that changes nothing, which takes the database's write
+// lock, waiting for the busy timeout, as BEGIN IMMEDIATE does. The
+// transaction reads the ledger before it writes, and a read lock that must
+// be upgraded later would fail at once instead of waiting when another
+// connection writes.
+const sqliteWriteLock = `DELETE FROM ` + migrate.LedgerTable + ` WHERE 0`
+
+// beginWrite begins a transaction on the session's connection that holds
+// the write lock from the start on SQLite. It is a *sql.Tx, rather than
+// statements on the connection, so that a hook's statements after the
+// transaction ended fail instead of running outside it.
+func (s *schemaSession) beginWrite(ctx context.Context) (*sql.Tx, error) {
+	tx, err := s.conn.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	if s.dialect == SQLite {
+		if _, err := tx.ExecContext(ctx, sqliteWriteLock); err != nil {
+			_ = tx.Rollback()
+			return nil, fmt.Errorf("begin transaction: take the write lock: %w", err)
+		}
+	}
+	return tx, nil
+}
+
 // execPlan runs the statements of a plan, drops first, then creations and
-// migrations, and writes its ledger rows.
+// migrations. The ledger rows are written after the once-hooks.
 func (s *schemaSession) execPlan(ctx context.Context, ex migrate.Execer, plan *schemaPlan) error {
 	d := s.dialect
 	for _, t := range plan.drop {
@@ -147,7 +202,7 @@ func (s *schemaSession) execPlan(ctx context.Context, ex migrate.Execer, plan *s
 			return fmt.Errorf("migration %s: %w", mig.Version, err)
 		}
 	}
-	return migrate.Record(ctx, ex, s.rebind, plan.entries...)
+	return nil
 }
 
 // logSchemaWork logs what a carried-out plan did: the tables it created or,
@@ -163,6 +218,9 @@ func logSchemaWork(log *slog.Logger, plan *schemaPlan) {
 	}
 	for _, mig := range plan.migrations {
 		log.Info("applied migration", "version", mig.Version)
+	}
+	for _, hook := range plan.once {
+		log.Info("ran a once-per-database hook", "hook", hook.where, "ledger_version", hook.version)
 	}
 }
 
@@ -183,6 +241,12 @@ func planSchema(id string, decl *declaration, l migrate.Ledger, devMode bool) (*
 	}
 	for _, mig := range plan.migrations {
 		plan.entries = append(plan.entries, migrate.Entry{Line: id, Version: mig.Version, Checksum: mig.Checksum})
+	}
+	for _, hook := range decl.once {
+		if _, done := l.Get(id, hook.version); !done {
+			plan.once = append(plan.once, hook)
+			plan.entries = append(plan.entries, migrate.Entry{Line: id, Version: hook.version})
+		}
 	}
 	return plan, nil
 }

@@ -297,8 +297,23 @@ func TestCoreMigrationsWithoutDialectFolder(t *testing.T) {
 		if e.dialect == testdb.Postgres {
 			other = "sqlite"
 		}
+		// SQL files for another dialect only: an error, not nothing applied
+		// silently.
 		cfg := e.config(itemsPlugin("p"))
 		cfg.CoreMigrations = fstest.MapFS{other + "/0001_a.sql": {Data: []byte(`CREATE TABLE core_a (x INTEGER)`)}}
+		_, err := e.tryStart(cfg)
+		require.ErrorContains(t, err, "Config.CoreMigrations")
+		require.ErrorContains(t, err, `no folder "`+string(e.dialect)+`"`)
+		require.ErrorContains(t, err, other+"/0001_a.sql")
+		require.False(t, e.hasTable("core_a"))
+		require.False(t, e.hasTable("p__items"))
+
+		// A folder for the dialect without SQL files: none needed.
+		cfg = e.config(itemsPlugin("p"))
+		cfg.CoreMigrations = fstest.MapFS{
+			other + "/0001_a.sql":            {Data: []byte(`CREATE TABLE core_a (x INTEGER)`)},
+			string(e.dialect) + "/README.md": {Data: []byte("nothing for this dialect")},
+		}
 		m := e.start(cfg)
 		require.Equal(t, pluginhost.StateRunning, status(t, m, "p").State)
 		require.False(t, e.hasTable("core_a"))

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -61,7 +63,10 @@ type Setting struct {
 // those plugins contribute. Reads are served from an in-memory snapshot and
 // do not allocate; writes go to the database first, then replace the
 // snapshot. A Settings is safe for concurrent use. Values of keys that are
-// not defined are neither readable nor writable.
+// not defined are neither readable nor writable. The Manager's Start loads
+// the settings: before it, reads and writes return an error wrapping
+// ErrNotRunning; after its Shutdown, reads serve the last values and
+// writes return an error wrapping ErrClosed.
 type Settings struct {
 	// Set when the Manager is created, then only read: no lock.
 	db     *DB
@@ -74,6 +79,11 @@ type Settings struct {
 	// snap is read without a lock; it is replaced only under mu, by
 	// publish.
 	snap atomic.Pointer[settingsSnapshot]
+
+	// life is where the Manager is in its life: settingsNew before Start,
+	// settingsStarted from Start on, settingsClosed after Shutdown (or a
+	// Start that failed). Read without a lock; written under mu.
+	life atomic.Int32
 
 	mu     sync.Mutex // serializes writers and reloads; guards the fields below
 	feed   feed       // announces changes to other Managers; nil before Start
@@ -104,6 +114,40 @@ func newSettings(db *DB, sealer *secret.Sealer, logger *slog.Logger) *Settings {
 	return s
 }
 
+// The values of Settings.life.
+const (
+	settingsNew int32 = iota
+	settingsStarted
+	settingsClosed
+)
+
+// begin records that the Manager's Start began.
+func (s *Settings) begin() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.life.CompareAndSwap(settingsNew, settingsStarted)
+}
+
+// close records that the Manager shut down: from its return on, Set
+// refuses to write, and a Set that was writing has finished.
+func (s *Settings) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.life.Store(settingsClosed)
+}
+
+// writable returns nil while Set may write key, or the error saying why it
+// may not. s.mu must be held.
+func (s *Settings) writable(key string) error {
+	switch s.life.Load() {
+	case settingsNew:
+		return fmt.Errorf("%w: setting %q cannot be set: the manager has not started (settings are loaded by Start)", ErrNotRunning, key)
+	case settingsClosed:
+		return fmt.Errorf("%w: setting %q cannot be set after Shutdown", ErrClosed, key)
+	}
+	return nil
+}
+
 // setFeed makes Set announce its changes. It is called by Start before the
 // settings are loaded.
 func (s *Settings) setFeed(f feed, origin string) {
@@ -131,8 +175,9 @@ func (sn *settingsSnapshot) with(v *settingValue) *settingsSnapshot {
 func (s *Settings) changed() <-chan struct{} { return s.snap.Load().changed }
 
 // String returns the value of a string setting; "" when it has no value.
-// It returns an error wrapping ErrNotFound for an undefined key and
-// ErrSettingType for a setting of another type.
+// It returns an error wrapping ErrNotFound for an undefined key,
+// ErrSettingType for a setting of another type and ErrNotRunning before
+// Start; the other typed reads return the same errors.
 func (s *Settings) String(key string) (string, error) {
 	v, err := s.lookup(key, StringType)
 	if err != nil {
@@ -150,11 +195,23 @@ func (s *Settings) Number(key string) (float64, error) {
 	return v.num, nil
 }
 
-// Int returns the value of a number setting as an int64, truncating any
-// fraction.
+// Int returns the value of a number setting as an int64; 0 when it has no
+// value. A value that is not a whole number within the range of int64
+// (2.5, 1e19) is an error wrapping ErrSettingType, as is a setting of
+// another type: Int never rounds, truncates or wraps. Read such a value
+// with Number.
 func (s *Settings) Int(key string) (int64, error) {
 	n, err := s.Number(key)
-	return int64(n), err
+	if err != nil {
+		return 0, err
+	}
+	// -2⁶³ is exactly a float64, and so is 2⁶³, the first value past
+	// MaxInt64; NaN fails the first comparison.
+	if n != math.Trunc(n) || n < math.MinInt64 || n >= -math.MinInt64 {
+		return 0, fmt.Errorf("%w: setting %q holds %s, which is not a whole number within the range of int64; read it with Number",
+			ErrSettingType, key, strconv.FormatFloat(n, 'g', -1, 64))
+	}
+	return int64(n), nil
 }
 
 // Bool returns the value of a boolean setting; false when it has no value.
@@ -200,6 +257,9 @@ func (s *Settings) IsSet(key string) bool {
 func (s *Settings) lookup(key string, want ValueType) (*settingValue, error) {
 	v := s.snap.Load().byKey[key]
 	if v == nil {
+		if s.life.Load() == settingsNew {
+			return nil, fmt.Errorf("%w: setting %q cannot be read: the manager has not started (settings are loaded by Start)", ErrNotRunning, key)
+		}
 		return nil, fmt.Errorf("%w: setting %q is not defined", ErrNotFound, key)
 	}
 	if v.def.Type != want {

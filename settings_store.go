@@ -19,54 +19,70 @@ const settingsTable = "pluginhost_settings"
 // for string settings, a bool for boolean settings and any Go integer or
 // finite float for numbers. Encrypted settings are sealed before they are
 // written; without Config.SecretKey that is an error wrapping
-// ErrNoSecretKey.
+// ErrNoSecretKey. Before the Manager's Start, Set returns an error wrapping
+// ErrNotRunning; after its Shutdown, ErrClosed; neither writes anything.
 func (s *Settings) Set(ctx context.Context, key string, value any) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old := s.snap.Load()
-	cur := old.byKey[key]
-	if cur == nil {
-		return fmt.Errorf("%w: setting %q is not defined", ErrNotFound, key)
-	}
-	next := *cur
-	if err := next.assign(value); err != nil {
-		return fmt.Errorf("%w: setting %q: %w", ErrSettingType, key, err)
-	}
-	stored, err := s.encode(&next)
+	owner, err := s.set(ctx, key, value)
 	if err != nil {
 		return err
 	}
+	s.logger.Info("setting changed", "key", key, "owner", owner)
+	// After the writers' lock is released: subscribers are plugin code,
+	// and may set a setting themselves.
+	if s.onChange != nil {
+		s.onChange(ctx, key, owner)
+	}
+	return nil
+}
+
+// set is Set under the writers' lock: it stores and publishes the value and
+// returns the owner of the setting.
+func (s *Settings) set(ctx context.Context, key string, value any) (owner string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.writable(key); err != nil {
+		return "", err
+	}
+	old := s.snap.Load()
+	cur := old.byKey[key]
+	if cur == nil {
+		return "", fmt.Errorf("%w: setting %q is not defined", ErrNotFound, key)
+	}
+	next := *cur
+	if err := next.assign(value); err != nil {
+		return "", fmt.Errorf("%w: setting %q: %w", ErrSettingType, key, err)
+	}
+	stored, err := s.encode(&next)
+	if err != nil {
+		return "", err
+	}
 	c := change{Kind: changeSettings, Key: key, Origin: s.origin}
 	if err := s.store(ctx, key, stored, c); err != nil {
-		return err
+		return "", err
 	}
 	s.publish(old.with(&next))
 	if s.feed != nil {
 		s.feed.committed(c)
 	}
-	s.logger.Info("setting changed", "key", key, "owner", next.owner)
-	if s.onChange != nil {
-		s.onChange(ctx, key, next.owner)
-	}
-	return nil
+	return next.owner, nil
 }
 
-// store writes one value and announces the change in the same transaction.
+// store writes one value and announces the change in the same
+// transaction, run once more on a fresh connection if its connection died
+// (see inTx): it writes the same again.
 func (s *Settings) store(ctx context.Context, key, stored string, c change) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("pluginhost: store setting %q: %w", key, err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := s.write(ctx, tx, key, stored); err != nil {
-		return err
-	}
-	if s.feed != nil {
-		if err := s.feed.announce(ctx, tx, c); err != nil {
-			return fmt.Errorf("pluginhost: announce the change of setting %q: %w", key, err)
+	err := inTx(ctx, s.db, func(tx *Tx) error {
+		if err := s.write(ctx, tx, key, stored); err != nil {
+			return err
 		}
-	}
-	if err := tx.Commit(); err != nil {
+		if s.feed != nil {
+			if err := s.feed.announce(ctx, tx, c); err != nil {
+				return fmt.Errorf("announce the change: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("pluginhost: store setting %q: %w", key, err)
 	}
 	return nil
@@ -220,10 +236,7 @@ func (s *Settings) write(ctx context.Context, ex interface {
 }, key, stored string) error {
 	_, err := ex.ExecContext(ctx, `INSERT INTO `+settingsTable+` (key, value, updated_at) VALUES (?, ?, CURRENT_TIMESTAMP)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, key, stored)
-	if err != nil {
-		return fmt.Errorf("pluginhost: store setting %q: %w", key, err)
-	}
-	return nil
+	return err
 }
 
 // storedSetting is one key's stored text.
@@ -252,22 +265,30 @@ func (s *Settings) writeDefaults(ctx context.Context, defaults []storedSetting) 
 	return nil
 }
 
-// readStored reads every stored value in one query.
+// readStored reads every stored value in one query, once more on a fresh
+// connection if its connection died (see onConn).
 func (s *Settings) readStored(ctx context.Context) (map[string]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT key, value FROM `+settingsTable)
+	var out map[string]string
+	err := onConn(ctx, s.db.sql, func(conn *sql.Conn) error {
+		rows, err := conn.QueryContext(ctx, `SELECT key, value FROM `+settingsTable)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		out = map[string]string{}
+		for rows.Next() {
+			var k, v string
+			if err := rows.Scan(&k, &v); err != nil {
+				return err
+			}
+			out[k] = v
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("pluginhost: read settings: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			return nil, fmt.Errorf("pluginhost: read settings: %w", err)
-		}
-		out[k] = v
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // toFloat converts a Go integer or float to a float64; for any other type,

@@ -45,10 +45,11 @@
 // [pluginhost.Manager.Enable] and [pluginhost.Manager.Disable]). They answer
 // 404 for an unknown plugin; 409 when the plugin is required, or a
 // dependency of the plugin to enable is not running or missing, or the
-// plugin failed to start (the body says why, and its status keeps the
-// reason); 503 when the Manager has not finished Start or is shutting
-// down. Once a request is accepted, the change runs to its end even if the
-// client goes away.
+// plugin failed to start or cannot start (its manifest is invalid; the
+// body says why, and its status keeps the reason); 503 when the Manager
+// has not finished Start (for any id: before Start, the Manager does not
+// know its plugins yet) or is shutting down. Once a request is accepted,
+// the change runs to its end even if the client goes away.
 //
 // Settings are listed in the order of [pluginhost.Settings.Groups], each
 // group with its settings, then the settings of no known group. Each
@@ -57,8 +58,10 @@
 // are never sent: a value that is set reads "********". Setting a value
 // checks its type: a JSON string, number or boolean, as the setting's type
 // says; the wrong type, malformed JSON or a body without "value" is a 400
-// with the reason, an unknown key a 404, and an encrypted setting on a
-// Manager without Config.SecretKey a 409.
+// with the reason, which says what the body should be, such as
+// {"value": <a number>}; an unknown key is a 404, an encrypted setting on
+// a Manager without Config.SecretKey a 409, and a Manager that has not
+// started or is shut down a 503.
 package admin
 
 import (
@@ -155,29 +158,30 @@ func (a *api) disable(w http.ResponseWriter, r *http.Request) {
 }
 
 // control runs Enable or Disable and answers with the plugin's new status:
-// 409 when the state of the plugins forbids it (required, a dependency not
-// running, a phase failed), 500 for anything else (the database).
+// 404 for an unknown plugin, 409 when the state of the plugins forbids it
+// (required, a dependency not running or missing, the plugin cannot
+// start), 503 when the Manager does not run (before Start has finished,
+// when the Manager cannot tell an unknown id yet, and from Shutdown on),
+// 500 for anything else (the database).
 func (a *api) control(w http.ResponseWriter, r *http.Request, op func(ctx context.Context, id string) error) {
 	id := chi.URLParam(r, "id")
-	if _, ok := a.status(id); !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no plugin %q", id))
-		return
-	}
 	// Once accepted, the change runs to its end even if the client goes
-	// away: a plugin half enabled helps no one.
+	// away: a plugin half enabled helps no one. An unknown id changes
+	// nothing: the Manager says so (ErrNotFound), or that it does not run.
 	if err := op(context.WithoutCancel(r.Context()), id); err != nil {
 		status := http.StatusInternalServerError
 		switch {
+		case errors.Is(err, pluginhost.ErrNotRunning), errors.Is(err, pluginhost.ErrClosed):
+			status = http.StatusServiceUnavailable
 		case errors.Is(err, pluginhost.ErrNotFound):
-			status = http.StatusConflict // the plugin exists: a dependency does not
 			if _, ok := a.status(id); !ok {
-				status = http.StatusNotFound
+				writeError(w, http.StatusNotFound, fmt.Sprintf("no plugin %q", id))
+				return
 			}
+			status = http.StatusConflict // the plugin exists: a dependency does not
 		case errors.Is(err, pluginhost.ErrRequired), errors.Is(err, pluginhost.ErrDependency),
 			errors.Is(err, pluginhost.ErrStartFailed):
 			status = http.StatusConflict
-		case errors.Is(err, pluginhost.ErrNotRunning), errors.Is(err, pluginhost.ErrClosed):
-			status = http.StatusServiceUnavailable
 		}
 		writeError(w, status, err.Error())
 		return

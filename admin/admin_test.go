@@ -502,7 +502,7 @@ func TestBeforeStart(t *testing.T) {
 	require.JSONEq(t, `{"plugins":[]}`, rec.Body.String())
 	rec = httptest.NewRecorder()
 	api.ServeHTTP(rec, httptest.NewRequest("POST", "/plugins/notes/disable", nil))
-	require.Equal(t, http.StatusNotFound, rec.Code)
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, "the Manager has not started")
 	rec = httptest.NewRecorder()
 	api.ServeHTTP(rec, httptest.NewRequest("GET", "/settings", nil))
 	require.JSONEq(t, `{"groups":[],"ungrouped":[]}`, rec.Body.String())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -111,26 +112,24 @@ func (a *api) getSetting(w http.ResponseWriter, r *http.Request) {
 func (a *api) putSetting(w http.ResponseWriter, r *http.Request) {
 	s := a.m.Settings()
 	key := chi.URLParam(r, "key")
-	if _, ok := definition(s, key); !ok {
+	def, defined := definition(s, key)
+	if !defined {
+		// Unknown, or the Manager does not run: Set says which, and
+		// writes nothing (no setting takes nil, even one defined since).
+		if err := s.Set(r.Context(), key, nil); errors.Is(err, pluginhost.ErrNotRunning) || errors.Is(err, pluginhost.ErrClosed) {
+			a.setFailed(w, key, err)
+			return
+		}
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no setting %q", key))
 		return
 	}
-	value, err := decodeValue(http.MaxBytesReader(w, r.Body, maxBody))
+	value, err := decodeValue(http.MaxBytesReader(w, r.Body, maxBody), def.Type)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if err := s.Set(r.Context(), key, value); err != nil {
-		status := http.StatusInternalServerError
-		switch {
-		case errors.Is(err, pluginhost.ErrNotFound):
-			status = http.StatusNotFound
-		case errors.Is(err, pluginhost.ErrSettingType):
-			status = http.StatusBadRequest
-		case errors.Is(err, pluginhost.ErrNoSecretKey):
-			status = http.StatusConflict
-		}
-		writeError(w, status, err.Error())
+		a.setFailed(w, key, err)
 		return
 	}
 	def, ok := definition(s, key)
@@ -141,28 +140,87 @@ func (a *api) putSetting(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, view(s, def))
 }
 
-// decodeValue reads a body {"value": ...} and returns the value as a
-// string, float64, bool or nil (JSON null), or an error saying what is
-// wrong with the body. Other JSON values (objects, arrays) are returned as
-// decoded, for Settings.Set to refuse with the setting's type.
-func decodeValue(body io.Reader) (any, error) {
+// setFailed answers a Set of key that failed with err: 404 for an unknown
+// key, 400 for a value of the wrong type, 409 for an encrypted setting
+// without a secret key, 503 when the Manager does not run, 500 otherwise.
+func (a *api) setFailed(w http.ResponseWriter, key string, err error) {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, pluginhost.ErrNotRunning), errors.Is(err, pluginhost.ErrClosed):
+		status = http.StatusServiceUnavailable
+	case errors.Is(err, pluginhost.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no setting %q", key))
+		return
+	case errors.Is(err, pluginhost.ErrSettingType):
+		status = http.StatusBadRequest
+	case errors.Is(err, pluginhost.ErrNoSecretKey):
+		status = http.StatusConflict
+	}
+	writeError(w, status, err.Error())
+}
+
+// bodyShape is what the body of a PUT of a setting of type typ looks like,
+// for error messages.
+func bodyShape(typ pluginhost.ValueType) string {
+	switch typ {
+	case pluginhost.StringType:
+		return `{"value": <a string>}`
+	case pluginhost.NumberType:
+		return `{"value": <a number>}`
+	case pluginhost.BooleanType:
+		return `{"value": <true or false>}`
+	}
+	return `{"value": ...}`
+}
+
+// decodeValue reads a body {"value": ...} for a setting of type typ and
+// returns the value as a string, float64, bool or nil (JSON null), or an
+// error saying what the body should be and what is wrong with it, in JSON's
+// terms. Other JSON values (objects, arrays) are returned as decoded, for
+// Settings.Set to refuse with the setting's type.
+func decodeValue(body io.Reader, typ pluginhost.ValueType) (any, error) {
 	var req struct {
 		Value json.RawMessage `json:"value"`
 	}
+	want := "the body must be a JSON object " + bodyShape(typ)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return nil, fmt.Errorf(`the body must be a JSON object {"value": ...}: %w`, err)
+		return nil, fmt.Errorf("%s: %s", want, bodyProblem(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New(`the body must be a JSON object {"value": ...}, with nothing after it`)
+		return nil, errors.New(want + ", with nothing after it")
 	}
 	if req.Value == nil {
-		return nil, errors.New(`the body has no "value"`)
+		return nil, errors.New(want + `: it has no "value"`)
 	}
 	var value any
 	if err := json.Unmarshal(req.Value, &value); err != nil {
-		return nil, fmt.Errorf("value: %w", err)
+		return nil, fmt.Errorf("%s: its value is not valid JSON", want)
 	}
 	return value, nil
+}
+
+// bodyProblem says what is wrong with a body that did not decode into the
+// request object, in JSON's terms rather than Go's.
+func bodyProblem(err error) string {
+	var syntax *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.Is(err, io.EOF):
+		return "it is empty"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "it is not valid JSON: it ends early"
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("it is not valid JSON: %s (at byte %d)", syntax, syntax.Offset)
+	case errors.As(err, &typeErr):
+		return "it is a JSON " + typeErr.Value
+	case errors.As(err, &tooLarge):
+		return fmt.Sprintf("it is larger than %d MiB", tooLarge.Limit>>20)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// encoding/json has no type for it.
+		return "it has an unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return "it could not be read: " + err.Error()
 }

@@ -105,7 +105,7 @@ func TestHost(t *testing.T) {
 
 		var missing map[string]string
 		require.Equal(t, http.StatusNotFound, get(t, base+"/api/plugin/missing/x", &missing))
-		require.Equal(t, "unknown plugin", missing["error"])
+		require.Equal(t, "plugin not registered", missing["error"])
 
 		// The admin API: a bearer token, then disable and enable notes live.
 		require.Equal(t, http.StatusUnauthorized, adminPost(t, base+"/api/admin/plugins/notes/disable", "wrong"))

@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/pluginhost/pluginhost/internal/dialect"
 )
 
 // LedgerTable is the name of the ledger table.
@@ -136,23 +138,37 @@ func Record(ctx context.Context, ex Execer, bind func(string) string, entries ..
 type Migration struct {
 	// Version is the file name without ".sql", such as "0001_create_users";
 	// files apply in the order of their number.
-	Version  string
-	SQL      string
+	Version string
+	// SQL is what runs: the file, or the Up section of a goose file.
+	SQL string
+	// Checksum is the whole file's, Down section included.
 	Checksum string
 }
 
 var fileName = regexp.MustCompile(`^([0-9]{4,})_([A-Za-z0-9_-]+)\.sql$`)
 
-// Read lists the migrations in dir of fsys, ordered by number. A missing dir
-// means no migrations. A .sql file whose name is not NNNN_name.sql, or two
-// files with the same number, is an error; other files are ignored.
+// Read lists the migrations in dir of fsys, the folder of a dialect named
+// after it ("sqlite", "postgres"), ordered by number, and checks them
+// before any runs. A .sql file whose name is not NNNN_name.sql, or two
+// files with the same number, is an error; other files are ignored. So is
+// a migration with a statement that begins, ends or divides a transaction
+// (BEGIN, COMMIT, SAVEPOINT, …), naming the file and the line: each
+// migration runs in one transaction with its ledger row. Of a file with
+// goose annotations ("-- +goose Up") only the Up section runs; annotations
+// that cannot be honoured are errors.
+//
+// A nil fsys means no migrations, and so does a missing dir when fsys
+// holds no SQL files at all; SQL files elsewhere (the dialect folders one
+// level down, as //go:embed migrations without fs.Sub gives, or only
+// another dialect's folder) are an error that says where they were found
+// and the layout expected.
 func Read(fsys fs.FS, dir string) ([]Migration, error) {
 	if fsys == nil {
 		return nil, nil
 	}
 	ents, err := fs.ReadDir(fsys, dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, missingFolder(fsys, dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read migrations: %w", err)
@@ -177,9 +193,13 @@ func Read(fsys fs.FS, dir string) ([]Migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read migration %s: %w", path.Join(dir, name), err)
 		}
+		sql, err := prepare(dialect.Dialect(dir), path.Join(dir, name), string(body))
+		if err != nil {
+			return nil, err
+		}
 		out = append(out, Migration{
 			Version:  strings.TrimSuffix(name, ".sql"),
-			SQL:      string(body),
+			SQL:      sql,
 			Checksum: Checksum(body),
 		})
 	}

@@ -70,8 +70,17 @@ func (l *Listener) Connect(ctx context.Context) error {
 	return nil
 }
 
+// The pause between attempts to reconnect: it doubles from MinPause up to
+// MaxPause, so that once the server is reachable again the listener is back
+// within MaxPause and the time to connect.
+const (
+	MinPause = 10 * time.Millisecond
+	MaxPause = 250 * time.Millisecond
+)
+
 // Run delivers each notification's payload to onNotify until ctx is done.
-// When the connection breaks it reconnects, with a growing pause, and calls
+// When the connection breaks it reconnects at once, then with a pause that
+// grows from MinPause to MaxPause between failed attempts, and calls
 // onReconnect once listening again: notifications sent meanwhile are lost,
 // so the caller reloads what they would have told it. onError reports each
 // failure. Run closes the connection when it returns.
@@ -83,7 +92,7 @@ func (l *Listener) Run(ctx context.Context, onNotify func(payload string), onRec
 			cancel()
 		}
 	}()
-	wait := 10 * time.Millisecond
+	wait := MinPause
 	for {
 		if l.conn == nil {
 			if err := l.Connect(ctx); err != nil {
@@ -98,10 +107,10 @@ func (l *Listener) Run(ctx context.Context, onNotify func(payload string), onRec
 					return
 				case <-t.C:
 				}
-				wait = min(2*wait, 5*time.Second)
+				wait = min(2*wait, MaxPause)
 				continue
 			}
-			wait = 10 * time.Millisecond
+			wait = MinPause
 			onReconnect()
 		}
 		n, err := l.conn.WaitForNotification(ctx)

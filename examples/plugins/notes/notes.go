@@ -45,7 +45,7 @@ type Plugin struct{}
 
 var (
 	_ pluginhost.TableProvider  = (*Plugin)(nil)
-	_ pluginhost.Seeder         = (*Plugin)(nil)
+	_ pluginhost.SeedOncer      = (*Plugin)(nil)
 	_ pluginhost.Initializer    = (*Plugin)(nil)
 	_ pluginhost.RouteRegistrar = (*Plugin)(nil)
 )
@@ -70,17 +70,11 @@ func (p *Plugin) Tables() []pluginhost.Table {
 	}}
 }
 
-// Seed writes a welcome note into an empty table, so it runs once.
-func (p *Plugin) Seed(ctx context.Context, h *pluginhost.Host) error {
-	db := h.DB()
-	var n int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM `+db.Table("notes")).Scan(&n); err != nil {
-		return err
-	}
-	if n > 0 {
-		return nil
-	}
-	_, err := db.ExecContext(ctx, `INSERT INTO `+db.Table("notes")+` (title, body) VALUES (?, ?)`,
+// SeedOnce writes the welcome note. It runs once per database, in the
+// transaction that created the notes table, however many hosts boot
+// together; a welcome note an operator deletes stays deleted.
+func (p *Plugin) SeedOnce(ctx context.Context, h *pluginhost.Host, tx *pluginhost.Tx) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO `+tx.Table("notes")+` (title, body) VALUES (?, ?)`,
 		"Welcome", "This note was written by the notes plugin's seed hook.")
 	return err
 }
