@@ -172,6 +172,23 @@ func (h *Host) Settings() *Settings { return h.settings }
 // manifest).
 func (h *Host) Config() *PluginConfig { return h.config }
 
+// Host returns the Host of plugin id's current run, the one its hooks
+// receive: for tests (pluginhosttest's Instance.Host) and for host code
+// that works on a plugin's tables. The error wraps [ErrNotFound] when id is
+// not registered, Start has not run, or the plugin never began a run (it
+// was disabled or failed before its phases). It is safe for concurrent use.
+func (m *Manager) Host(id string) (*Host, error) {
+	p := m.plugins.get(id)
+	if p == nil {
+		return nil, fmt.Errorf("%w: plugin %q is not registered, or Start has not run", ErrNotFound, id)
+	}
+	if h := m.plugins.hostOf(p); h != nil {
+		return h, nil
+	}
+	state, reason, _ := m.plugins.stateOf(p)
+	return nil, fmt.Errorf("%w: plugin %q has no Host: it is %s (%s) and never began a run", ErrNotFound, id, state, reason)
+}
+
 // Dependency returns the plugin with the given id, which must be declared in
 // this plugin's [dependencies] and still be starting or running. The result
 // is the value the dependency registered; assert it to the interface the
