@@ -10,9 +10,10 @@
 //	curl localhost:8080/api/ready
 //	curl -X POST -H "Authorization: Bearer $T" localhost:8080/api/admin/plugins/notes/disable
 //
-// Ctrl-C (SIGINT) or SIGTERM shuts it down. Under go run, signal go run
-// itself (Ctrl-C does): killing go run's PID leaves the compiled child
-// serving; or build the host and run the binary.
+// Ctrl-C (SIGINT) or SIGTERM shuts it down cleanly. Under go run, Ctrl-C
+// reaches the host (the terminal signals go run and its child alike), but
+// killing go run's PID leaves the compiled child serving: to run the host
+// in the background, build it and run the binary.
 //
 // Flags:
 //
@@ -29,12 +30,15 @@
 //
 // Sixteen hosts with the default pool hold at most 16 × (4+1) = 80
 // connections on one PostgreSQL server, within its default max_connections
-// of 100 (measured: TestManyHostsUnderLoadHoldTheirPoolsOnly counts them on
-// the server). The start timeout is the deadline of Start's context, which
-// bounds pluginhost's wait for the PostgreSQL migration lock while another
-// replica migrates (or is frozen holding it); raise it for migrations that
-// take longer. On SQLite the migration lock is the database's write lock,
-// waited for as long as the busy timeout (5 s per statement) allows.
+// of 100: measured, 16 host processes loaded by 8 clients each held 80,
+// counted in pg_stat_activity (TestManyHostsUnderLoadHoldTheirPoolsOnly
+// checks the bound the same way, with -max-conns 2).
+//
+// The start timeout is the deadline of Start's context, which bounds
+// pluginhost's wait for the PostgreSQL migration lock while another replica
+// migrates (or is frozen holding it); raise it for migrations that take
+// longer. On SQLite the migration lock is the database's write lock, waited
+// for as long as the busy timeout (5 s per statement) allows.
 //
 // The admin API at /api/admin takes the bearer token in
 // PLUGINHOST_ADMIN_TOKEN; when that is unset, the host makes one and prints
