@@ -96,6 +96,13 @@ type Config struct {
 	PanicLimit  int
 	PanicWindow time.Duration
 
+	// LockTimeout bounds the wait for the migration lock while another
+	// replica holds it (PostgreSQL), in Start and Enable, whatever their
+	// context's deadline: a replica frozen while it migrates does not hold
+	// the others forever. Start's context may end the wait sooner. Zero:
+	// 5 minutes.
+	LockTimeout time.Duration
+
 	// HealthTimeout bounds each plugin's health check, and the ping of the
 	// database, in Manager.Health. Zero: 5 seconds.
 	HealthTimeout time.Duration
@@ -156,6 +163,7 @@ func (c *Config) durations() []durationField {
 		{"HookTimeout", &c.HookTimeout, 30 * time.Second},
 		{"PanicWindow", &c.PanicWindow, time.Minute},
 		{"HealthTimeout", &c.HealthTimeout, 5 * time.Second},
+		{"LockTimeout", &c.LockTimeout, 5 * time.Minute},
 	}
 }
 

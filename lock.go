@@ -17,7 +17,7 @@ const (
 // lockMigrations takes the migration lock on the session's connection and
 // returns the function that releases it. On PostgreSQL it is a session
 // advisory lock on a key derived from the current schema, taken by polling
-// pg_try_advisory_lock under ctx's deadline: the blocking pg_advisory_lock
+// pg_try_advisory_lock under ctx's deadline and Config.LockTimeout: the blocking pg_advisory_lock
 // ignores statement timeouts and is known to deadlock with CREATE INDEX
 // CONCURRENTLY. On SQLite there is nothing to take: each migration
 // transaction starts with BEGIN IMMEDIATE and reads the ledger again, which
@@ -36,6 +36,8 @@ func (s *schemaSession) lockMigrations(ctx context.Context) (unlock func(context
 		return nil, fmt.Errorf("migration lock: %w", err)
 	}
 	wait := lockPollMin
+	waitCtx, cancel := context.WithTimeout(ctx, s.lockTimeout)
+	defer cancel()
 	for {
 		var ok bool
 		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
@@ -52,8 +54,12 @@ func (s *schemaSession) lockMigrations(ctx context.Context) (unlock func(context
 		s.log.Debug("waiting for the migration lock: another replica is migrating", "retry_in", wait)
 		t := time.NewTimer(wait)
 		select {
-		case <-ctx.Done():
+		case <-waitCtx.Done():
 			t.Stop()
+			if ctx.Err() == nil {
+				return nil, fmt.Errorf("waited Config.LockTimeout (%s) for the migration lock, which another replica holds (is it frozen?): %w",
+					s.lockTimeout, waitCtx.Err())
+			}
 			return nil, fmt.Errorf("waiting for the migration lock, which another replica holds: %w", ctx.Err())
 		case <-t.C:
 		}

@@ -430,3 +430,28 @@ func TestPostgresRejectsPluginDDL(t *testing.T) {
 		})
 	}
 }
+
+// The wait for the migration lock has a bound of its own,
+// Config.LockTimeout, even when Start's context has none: a replica
+// frozen while it holds the lock (SIGSTOP) does not hold the others
+// forever.
+func TestLockWaitHasADefaultBound(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, testdb.Postgres)
+	s := newPGSession(t, e.db)
+	lk := s.key(migrationLockKey)
+	s.lock(lk) // another replica, frozen while it migrates
+	t.Cleanup(func() { s.unlock(lk) })
+
+	cfg := e.config(itemsPlugin("p"))
+	cfg.DB = testdb.OpenAgain(t, testdb.Postgres, e.dsn)
+	cfg.LockTimeout = 300 * time.Millisecond
+	m, err := pluginhost.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Shutdown(context.Background()) })
+	done := make(chan error, 1)
+	go func() { done <- m.Start(context.Background()) }() // no deadline of its own
+	err = receiveWithin(t, done, 10*time.Second)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorContains(t, err, "Config.LockTimeout (300ms)")
+}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Registry holds plugins compiled into the program. Plugins normally register
@@ -120,16 +122,56 @@ func registrationKey(reg *registration) string {
 	return "(" + reg.goType + ")"
 }
 
-// callManifest calls p.Manifest, turning a panic into an error.
-func callManifest(p Plugin) (data []byte, err error) {
-	c, _ := protect(func() error { data = p.Manifest(); return nil })
+// manifestTimeout bounds the call of a plugin's Manifest method at
+// Register: 10 seconds, unless the tests set another.
+var manifestTimeout atomic.Int64
+
+func manifestBound() time.Duration {
+	if d := time.Duration(manifestTimeout.Load()); d > 0 {
+		return d
+	}
+	return 10 * time.Second
+}
+
+// callManifest calls p.Manifest, on a goroutine of its own, turning a
+// panic, runtime.Goexit or a call that has not returned within
+// manifestTimeout into an error.
+func callManifest(p Plugin) ([]byte, error) {
+	type result struct {
+		data []byte
+		c    *caught
+	}
+	done := make(chan result, 1)
+	go func() {
+		returned := false
+		defer func() {
+			if !returned {
+				done <- result{c: &caught{value: errGoexit}}
+			}
+		}()
+		var data []byte
+		c, _ := protect(func() error { data = p.Manifest(); return nil })
+		returned = true
+		done <- result{data, c}
+	}()
+	bound := manifestBound()
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
+	var r result
+	select {
+	case r = <-done:
+	case <-timer.C:
+		return nil, fmt.Errorf("%w: Manifest() did not return within %s (it should return its embedded plugin.toml)", ErrInvalidManifest, bound)
+	}
 	switch {
-	case c != nil:
-		return nil, fmt.Errorf("%w: Manifest() panicked: %v", ErrInvalidManifest, c.value)
-	case len(data) == 0:
+	case r.c != nil && r.c.value == errGoexit:
+		return nil, fmt.Errorf("%w: Manifest() %w", ErrInvalidManifest, errGoexit)
+	case r.c != nil:
+		return nil, fmt.Errorf("%w: Manifest() panicked: %v", ErrInvalidManifest, r.c.value)
+	case len(r.data) == 0:
 		return nil, fmt.Errorf("%w: Manifest() returned no bytes (is the go:embed path right?)", ErrInvalidManifest)
 	}
-	return data, nil
+	return r.data, nil
 }
 
 func isNilPointer(p Plugin) bool {

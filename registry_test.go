@@ -3,14 +3,17 @@ package pluginhost_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/pluginhost/pluginhost"
+	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
 // other is a second plugin type, so that duplicate-id messages can name two
@@ -190,3 +193,35 @@ func TestBrokenManifestOfRequiredPluginFailsStart(t *testing.T) {
 		require.ErrorContains(t, err, `field "version"`)
 	})
 }
+
+// The call of Manifest at Register is bounded and contained: runtime.Goexit
+// and a call that does not return fail that plugin, naming what happened,
+// instead of ending or hanging its init.
+func TestRegisterBoundsManifest(t *testing.T) {
+	defer pluginhost.SetManifestTimeout(50 * time.Millisecond)()
+	release := make(chan struct{})
+	defer close(release)
+	exits := manifestFunc(func() []byte { runtime.Goexit(); return nil })
+	hangs := &hangingManifest{release: release}
+	e := newEnv(t, testdb.SQLite)
+	m := e.start(e.config(exits, hangs))
+	var reasons []string
+	for _, st := range m.Status() {
+		require.Equal(t, pluginhost.StateFailed, st.State)
+		require.ErrorIs(t, st.Err, pluginhost.ErrInvalidManifest)
+		reasons = append(reasons, st.Reason)
+	}
+	require.Len(t, reasons, 2)
+	require.Contains(t, strings.Join(reasons, "\n"), "Manifest() called runtime.Goexit")
+	require.Contains(t, strings.Join(reasons, "\n"), "Manifest() did not return within 50ms")
+}
+
+// hangingManifest's Manifest returns only once release is closed.
+type hangingManifest struct{ release chan struct{} }
+
+func (p *hangingManifest) Manifest() []byte { <-p.release; return nil }
+
+// manifestFunc is a plugin whose Manifest calls the function.
+type manifestFunc func() []byte
+
+func (f manifestFunc) Manifest() []byte { return f() }

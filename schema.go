@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"time"
 
 	"github.com/pluginhost/pluginhost/internal/dialect"
 	"github.com/pluginhost/pluginhost/internal/migrate"
@@ -20,11 +21,12 @@ const pluginsTable = "pluginhost_plugins"
 // does the schema work: the ledger, the core migrations and each plugin's
 // tables and migrations.
 type schemaSession struct {
-	m       *Manager // for calls into plugin code and the plugins' warnings
-	dialect Dialect
-	devMode bool // Config.DevMode: changed tables are dropped and recreated
-	log     *slog.Logger
-	rebind  func(string) string // rewrites "?" placeholders for the dialect
+	m           *Manager // for calls into plugin code and the plugins' warnings
+	dialect     Dialect
+	devMode     bool          // Config.DevMode: changed tables are dropped and recreated
+	lockTimeout time.Duration // Config.LockTimeout: the bound of a wait for the migration lock
+	log         *slog.Logger
+	rebind      func(string) string // rewrites "?" placeholders for the dialect
 
 	conn   *sql.Conn
 	ledger migrate.Ledger
@@ -48,12 +50,13 @@ func openSchemaSession(ctx context.Context, m *Manager) (*schemaSession, error) 
 		return nil, fmt.Errorf("pluginhost: cannot start: the database is unreachable: %w", err)
 	}
 	s := &schemaSession{
-		m:       m,
-		dialect: m.cfg.Dialect,
-		devMode: m.cfg.DevMode,
-		log:     m.log,
-		rebind:  m.db.Rebind,
-		conn:    conn,
+		m:           m,
+		dialect:     m.cfg.Dialect,
+		devMode:     m.cfg.DevMode,
+		lockTimeout: m.cfg.LockTimeout,
+		log:         m.log,
+		rebind:      m.db.Rebind,
+		conn:        conn,
 	}
 	if s.ledger, err = s.loadLedger(ctx); err != nil && connDead(conn) && ctx.Err() == nil {
 		conn.Close() // died in the pool: once more, on a fresh one (see onConn)
