@@ -184,7 +184,9 @@ func (d *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.
 }
 
 // QueryRowContext runs a query returning at most one row; see
-// [sql.DB.QueryRowContext].
+// [sql.DB.QueryRowContext]. Its error, from Scan, is the driver's own: the
+// note [DB.ExecContext] adds on a mismatch with an inferred column type is
+// not made there.
 func (d *DB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	return d.sql.QueryRowContext(ctx, d.Rebind(query), args...)
 }
@@ -299,6 +301,9 @@ func detectDialect(db *sql.DB) (Dialect, error) {
 // name and is not text, so a text value can fail to fit it.
 type inferredColumn struct {
 	table, physical, column, typ string
+	// rowid is set on a single integer primary key: on SQLite the only
+	// column whose type a value must fit.
+	rowid bool
 }
 
 // inferredColumns returns the columns of the plugin's declared tables that
@@ -316,7 +321,7 @@ func inferredColumns(tables []Table, schema *sqlgen.Schema) []inferredColumn {
 			}
 			for _, rc := range r.Columns {
 				if rc.Name == c.Name && rc.Type != sqlgen.TypeText {
-					out = append(out, inferredColumn{table: r.Name, physical: r.Physical, column: rc.Name, typ: rc.Type})
+					out = append(out, inferredColumn{table: r.Name, physical: r.Physical, column: rc.Name, typ: rc.Type, rowid: rc.Generated})
 				}
 			}
 		}
@@ -365,8 +370,10 @@ func (d *DB) mismatchedTypes(err error) (integer, timestamp bool) {
 
 // explainType adds to err, the error of query, a note naming the columns of
 // the tables query names whose type was inferred, when err is a type
-// mismatch those columns could explain. err stays in the chain. It is
-// called on the error path only.
+// mismatch those columns could explain: of their type (on SQLite, the
+// integer primary key), and among them those query names, or all of them
+// when it names none (an INSERT without a column list). err stays in the
+// chain. It is called on the error path only.
 func (d *DB) explainType(query string, err error) error {
 	cols := d.inferred.Load()
 	if cols == nil {
@@ -376,12 +383,19 @@ func (d *DB) explainType(query string, err error) error {
 	if !integer && !timestamp {
 		return err
 	}
-	var notes []string
+	var candidates []inferredColumn
+	named := false
 	for _, c := range *cols {
-		if (c.typ == sqlgen.TypeInteger && !integer) || (c.typ == sqlgen.TypeTimestamp && !timestamp) {
+		if (c.typ == sqlgen.TypeInteger && !integer) || (c.typ == sqlgen.TypeTimestamp && !timestamp) ||
+			(d.dialect == SQLite && !c.rowid) || !containsIdent(query, c.physical) {
 			continue
 		}
-		if !containsIdent(query, c.physical) {
+		candidates = append(candidates, c)
+		named = named || containsIdent(query, c.column)
+	}
+	var notes []string
+	for _, c := range candidates {
+		if named && !containsIdent(query, c.column) {
 			continue
 		}
 		notes = append(notes, fmt.Sprintf("column %q of table %q is %s, inferred from its name; declare Type: pluginhost.Text for a text %s",

@@ -40,7 +40,8 @@ func TestInferredIDMismatchNamesType(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		p := &fake{manifest: manifest("inf", "1.0.0"), tables: []pluginhost.Table{
-			{Name: "items", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}, {Name: "title"}}},
+			{Name: "items", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}, {Name: "title"}, {Name: "created_at"}}},
+			{Name: "items_archive", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}, {Name: "count"}}},
 			{Name: "stacks", Columns: []pluginhost.Column{{Name: "id", Type: pluginhost.Text, PrimaryKey: true}, {Name: "title"}}},
 		}}
 		_, h := startHost(e, p)
@@ -51,6 +52,10 @@ func TestInferredIDMismatchNamesType(t *testing.T) {
 		require.ErrorContains(t, err, inferredNote)
 		requireDriverError(t, e, err)
 		t.Log(err)
+		// Only the columns that could not take the value, of the table named.
+		require.NotContains(t, err.Error(), "created_at")
+		require.NotContains(t, err.Error(), "items_archive")
+		require.NotContains(t, err.Error(), "title")
 
 		_, err = db.ExecContext(ctx, `INSERT INTO `+items+` (id, title) VALUES (?, ?)`, "abc", "x")
 		require.ErrorContains(t, err, inferredNote)
@@ -70,6 +75,20 @@ func TestInferredIDMismatchNamesType(t *testing.T) {
 		require.ErrorContains(t, err, inferredNote)
 		requireDriverError(t, e, err)
 		require.NoError(t, tx.Rollback())
+
+		if e.dialect == testdb.Postgres { // SQLite stores any text in a timestamp column
+			_, err = db.ExecContext(ctx, `INSERT INTO `+items+` (id, title, created_at) VALUES (1, 'x', 'yesterday-ish')`)
+			require.ErrorContains(t, err, `column "created_at" of table "items" is timestamp, inferred from its name`)
+			require.NotContains(t, err.Error(), `column "id"`)
+			var pe *pgconn.PgError
+			require.ErrorAs(t, err, &pe)
+			require.Equal(t, "22007", pe.Code)
+		}
+
+		// A table whose name starts with another's: only its own columns.
+		_, err = db.ExecContext(ctx, `INSERT INTO `+db.Table("items_archive")+` (id) VALUES ('abc')`)
+		require.ErrorContains(t, err, `(note: column "id" of table "items_archive" is integer, inferred from its name; declare Type: pluginhost.Text for a text id)`)
+		require.NotContains(t, err.Error(), `table "items"`)
 
 		// Other errors are left as they are.
 		_, err = db.ExecContext(ctx, `INSERT INTO `+items+`_missing (id) VALUES (1)`)
