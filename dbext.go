@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/pluginhost/pluginhost/internal/dialect"
 	"github.com/pluginhost/pluginhost/internal/sqlgen"
@@ -136,6 +137,10 @@ type DB struct {
 	sql     *sql.DB
 	dialect Dialect
 	prefix  string // physical table name prefix, "" for the host's own handle
+	// inferred lists the plugin's declared columns whose type was inferred
+	// and is not text, set by the schema phase; read on the error path only,
+	// to say so in a type mismatch (see explainType).
+	inferred atomic.Pointer[[]inferredColumn]
 }
 
 // SQL returns the underlying *sql.DB, for what DB does not wrap. Queries
@@ -154,17 +159,34 @@ func (d *DB) Table(name string) string { return d.prefix + name }
 func (d *DB) Rebind(query string) string { return sqlgen.Rebind(d.dialect, query) }
 
 // ExecContext runs a statement; see [sql.DB.ExecContext].
+// A type mismatch on a column of the plugin's whose type was inferred from
+// its name (an undeclared "id" is an integer) says so in the error, which
+// still wraps the driver's.
 func (d *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return d.sql.ExecContext(ctx, d.Rebind(query), args...)
+	query = d.Rebind(query)
+	res, err := d.sql.ExecContext(ctx, query, args...)
+	if err != nil {
+		err = d.explainType(query, err)
+	}
+	return res, err
 }
 
-// QueryContext runs a query; see [sql.DB.QueryContext].
+// QueryContext runs a query; see [sql.DB.QueryContext]. Its error explains
+// a type mismatch on an inferred column as [DB.ExecContext]'s does; an error
+// the driver reports later, from the rows, is the driver's own.
 func (d *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return d.sql.QueryContext(ctx, d.Rebind(query), args...)
+	query = d.Rebind(query)
+	rows, err := d.sql.QueryContext(ctx, query, args...)
+	if err != nil {
+		err = d.explainType(query, err)
+	}
+	return rows, err
 }
 
 // QueryRowContext runs a query returning at most one row; see
-// [sql.DB.QueryRowContext].
+// [sql.DB.QueryRowContext]. Its error, from Scan, is the driver's own: the
+// note [DB.ExecContext] adds on a mismatch with an inferred column type is
+// not made there.
 func (d *DB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	return d.sql.QueryRowContext(ctx, d.Rebind(query), args...)
 }
@@ -209,16 +231,26 @@ func (t *Tx) Table(name string) string { return t.db.Table(name) }
 // Rebind rewrites the "?" placeholders of query into the dialect's form.
 func (t *Tx) Rebind(query string) string { return t.db.Rebind(query) }
 
-// ExecContext runs a statement in the transaction.
+// ExecContext runs a statement in the transaction. Its error explains a
+// type mismatch on an inferred column as [DB.ExecContext]'s does.
 func (t *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	res, err := t.tx.ExecContext(ctx, t.db.Rebind(query), args...)
-	return res, t.explain(err)
+	query = t.db.Rebind(query)
+	res, err := t.tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		err = t.explain(t.db.explainType(query, err))
+	}
+	return res, err
 }
 
-// QueryContext runs a query in the transaction.
+// QueryContext runs a query in the transaction. Its error explains a type
+// mismatch on an inferred column as [DB.QueryContext]'s does.
 func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	rows, err := t.tx.QueryContext(ctx, t.db.Rebind(query), args...)
-	return rows, t.explain(err)
+	query = t.db.Rebind(query)
+	rows, err := t.tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		err = t.explain(t.db.explainType(query, err))
+	}
+	return rows, err
 }
 
 // QueryRowContext runs a query returning at most one row in the
@@ -263,4 +295,134 @@ func detectDialect(db *sql.DB) (Dialect, error) {
 		return Postgres, nil
 	}
 	return "", fmt.Errorf("cannot tell the SQL dialect of driver %s; set Config.Dialect to %q or %q", name, SQLite, Postgres)
+}
+
+// inferredColumn is a declared column whose type was inferred from its
+// name and is not text, so a text value can fail to fit it.
+type inferredColumn struct {
+	table, physical, column, typ string
+	// rowid is set on a single integer primary key: on SQLite the only
+	// column whose type a value must fit.
+	rowid bool
+}
+
+// inferredColumns returns the columns of the plugin's declared tables that
+// were declared without a type and were given one other than text.
+func inferredColumns(tables []Table, schema *sqlgen.Schema) []inferredColumn {
+	var out []inferredColumn
+	for _, t := range tables {
+		r := schema.Lookup(t.Name)
+		if r == nil {
+			continue
+		}
+		for _, c := range t.Columns {
+			if c.Type != "" {
+				continue
+			}
+			for _, rc := range r.Columns {
+				if rc.Name == c.Name && rc.Type != sqlgen.TypeText {
+					out = append(out, inferredColumn{table: r.Name, physical: r.Physical, column: rc.Name, typ: rc.Type, rowid: rc.Generated})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// setInferred records the inferred columns of the plugin's declaration,
+// for the errors of its statements.
+func (d *DB) setInferred(cols []inferredColumn) {
+	if len(cols) == 0 {
+		d.inferred.Store(nil)
+		return
+	}
+	d.inferred.Store(&cols)
+}
+
+// sqlStater is PostgreSQL's error (pgconn.PgError), without importing it.
+type sqlStater interface{ SQLState() string }
+
+// mismatchedTypes returns the column types a failed statement's error
+// shows a value did not fit, or "" when err is no such mismatch: SQLite's
+// SQLITE_MISMATCH (a non-integer into an INTEGER PRIMARY KEY); on
+// PostgreSQL invalid input or out of range for an integer (22P02, 22003),
+// for a timestamp (22007, 22008), or an expression of another type
+// (42804).
+func (d *DB) mismatchedTypes(err error) (integer, timestamp bool) {
+	if d.dialect == SQLite {
+		// The root package does not import the cgo driver: its message.
+		return strings.Contains(err.Error(), "datatype mismatch"), false
+	}
+	var se sqlStater
+	if !errors.As(err, &se) {
+		return false, false
+	}
+	switch se.SQLState() {
+	case "22P02", "22003":
+		return true, false
+	case "22007", "22008":
+		return false, true
+	case "42804":
+		return true, true
+	}
+	return false, false
+}
+
+// explainType adds to err, the error of query, a note naming the columns of
+// the tables query names whose type was inferred, when err is a type
+// mismatch those columns could explain: of their type (on SQLite, the
+// integer primary key), and among them those query names, or all of them
+// when it names none (an INSERT without a column list). err stays in the
+// chain. It is called on the error path only.
+func (d *DB) explainType(query string, err error) error {
+	cols := d.inferred.Load()
+	if cols == nil {
+		return err
+	}
+	integer, timestamp := d.mismatchedTypes(err)
+	if !integer && !timestamp {
+		return err
+	}
+	var candidates []inferredColumn
+	named := false
+	for _, c := range *cols {
+		if (c.typ == sqlgen.TypeInteger && !integer) || (c.typ == sqlgen.TypeTimestamp && !timestamp) ||
+			(d.dialect == SQLite && !c.rowid) || !containsIdent(query, c.physical) {
+			continue
+		}
+		candidates = append(candidates, c)
+		named = named || containsIdent(query, c.column)
+	}
+	var notes []string
+	for _, c := range candidates {
+		if named && !containsIdent(query, c.column) {
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("column %q of table %q is %s, inferred from its name; declare Type: pluginhost.Text for a text %s",
+			c.column, c.table, c.typ, c.column))
+	}
+	if len(notes) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (note: %s)", err, strings.Join(notes, "; "))
+}
+
+// containsIdent reports whether name occurs in query as a whole
+// identifier: not as part of a longer name such as name_archive.
+func containsIdent(query, name string) bool {
+	for i := 0; ; {
+		j := strings.Index(query[i:], name)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(name)
+		if (start == 0 || !identByte(query[start-1])) && (end == len(query) || !identByte(query[end])) {
+			return true
+		}
+		i = start + 1
+	}
+}
+
+func identByte(b byte) bool {
+	return b == '_' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
 }

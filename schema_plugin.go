@@ -26,6 +26,9 @@ type declaration struct {
 	schema     *sqlgen.Schema
 	migrations []migrate.Migration
 	once       []onceHook
+	// inferred lists the columns declared without a type that were given
+	// one other than text, for the errors of the plugin's statements.
+	inferred []inferredColumn
 }
 
 // declare calls the plugin's Tables and Migrations and validates them; the
@@ -40,7 +43,7 @@ func declare(p *plugin, d Dialect) (*declaration, error) {
 	if err != nil {
 		return nil, err
 	}
-	decl := &declaration{schema: schema, once: onceHooks(p.plugin)}
+	decl := &declaration{schema: schema, once: onceHooks(p.plugin), inferred: inferredColumns(tables, schema)}
 	if mg, ok := p.plugin.(Migrator); ok {
 		if decl.migrations, err = migrate.Read(mg.Migrations(), string(d)); err != nil {
 			return nil, err
@@ -77,6 +80,11 @@ func (s *schemaSession) migratePlugin(ctx context.Context, p *plugin) error {
 	})
 	if err != nil {
 		return err
+	}
+	// Before the once-hooks, whose statements may need it. The Host is this
+	// run's: no other run's statements are explained by this declaration.
+	if h := s.m.plugins.hostOf(p); h != nil {
+		h.db.setInferred(decl.inferred)
 	}
 	if err := s.checkForeignKeys(ctx, p, decl); err != nil {
 		return err
