@@ -32,9 +32,9 @@ func (m *Manager) recordOverrun(id, where string, err error) {
 // plugins' subscriptions, lets their requests finish and runs their
 // Shutdown hooks. It returns the plugin, or nil for an unknown id.
 func (m *Manager) recordFault(id, where string, fault error, panicked bool) *plugin {
-	why := func(count int) error {
-		return withCauses(fmt.Sprintf("circuit breaker: %d panics within %s (last in %s: %v); enable the plugin to try again",
-			count, m.cfg.PanicWindow, where, faultText(fault)), fault)
+	why := func(panics, overruns int) error {
+		return withCauses(fmt.Sprintf("circuit breaker: %s within %s (last in %s: %v); enable the plugin to try again",
+			faultCount(panics, overruns), m.cfg.PanicWindow, where, faultText(fault)), fault)
 	}
 	p, tripped := m.plugins.countFault(id, panicked, time.Now(), m.cfg.PanicLimit, m.cfg.PanicWindow, why)
 	if tripped {
@@ -42,6 +42,24 @@ func (m *Manager) recordFault(id, where string, fault error, panicked bool) *plu
 		m.ctl.requestTrip()
 	}
 	return p
+}
+
+// faultCount says how many faults tripped a breaker: "5 panics", "3
+// overruns", "4 panics and 1 overrun".
+func faultCount(panics, overruns int) string {
+	plural := func(n int, what string) string {
+		if n == 1 {
+			return "1 " + what
+		}
+		return fmt.Sprintf("%d %ss", n, what)
+	}
+	switch {
+	case overruns == 0:
+		return plural(panics, "panic")
+	case panics == 0:
+		return plural(overruns, "overrun")
+	}
+	return plural(panics, "panic") + " and " + plural(overruns, "overrun")
 }
 
 // faultText is how a breaker's reason names the last fault: a panic by its
@@ -60,7 +78,7 @@ func faultText(fault error) any {
 // why(count) (the gate closes before countFault returns), and what is left
 // of stopping them is queued for takeWindDowns. It returns nil for an
 // unknown id.
-func (t *pluginTable) countFault(id string, panicked bool, now time.Time, limit int, window time.Duration, why func(count int) error) (p *plugin, tripped bool) {
+func (t *pluginTable) countFault(id string, panicked bool, now time.Time, limit int, window time.Duration, why func(panics, overruns int) error) (p *plugin, tripped bool) {
 	t.mu.Lock()
 	p = t.byID[id]
 	if p == nil {
@@ -72,9 +90,9 @@ func (t *pluginTable) countFault(id string, panicked bool, now time.Time, limit 
 	} else {
 		p.overruns++
 	}
-	p.recent = append(p.recent, now)
+	p.recent = append(p.recent, fault{at: now, panicked: panicked})
 	cut := 0
-	for cut < len(p.recent) && now.Sub(p.recent[cut]) > window {
+	for cut < len(p.recent) && now.Sub(p.recent[cut].at) > window {
 		cut++
 	}
 	p.recent = p.recent[cut:]
@@ -82,7 +100,13 @@ func (t *pluginTable) countFault(id string, panicked bool, now time.Time, limit 
 		t.mu.Unlock()
 		return p, false
 	}
-	stopped := t.stopLocked(p, StateFailed, why(len(p.recent)))
+	panics := 0
+	for _, f := range p.recent {
+		if f.panicked {
+			panics++
+		}
+	}
+	stopped := t.stopLocked(p, StateFailed, why(panics, len(p.recent)-panics))
 	closed := t.publishLocked()
 	t.dirty = false
 	t.windDowns = append(t.windDowns, windDown{stopped: stopped, closed: closed})
@@ -109,4 +133,10 @@ func (t *pluginTable) takeWindDowns() []windDown {
 	w := t.windDowns
 	t.windDowns = nil
 	return w
+}
+
+// fault is one fault a breaker counts: a panic, or an abandoned call.
+type fault struct {
+	at       time.Time
+	panicked bool
 }

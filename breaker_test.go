@@ -97,3 +97,26 @@ func TestBreakerWindowStartsAfreshOnEnable(t *testing.T) {
 		require.Equal(t, 3, st.Panics) // the count since Start goes on
 	})
 }
+
+// Overruns count toward the breaker like panics, and its reason says which
+// faults tripped it.
+func TestBreakerCountsOverruns(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		release := make(chan struct{})
+		t.Cleanup(func() { close(release) })
+		slow := listener("slow", func(h *pluginhost.Host) {
+			pluginhost.Subscribe(h, func(context.Context, evA) error { <-release; return nil })
+		})
+		cfg := e.config(slow)
+		cfg.HookTimeout = 100 * time.Millisecond
+		cfg.PanicLimit = 2
+		m := e.start(cfg)
+		pluginhost.Publish(context.Background(), m, evA{N: 1})
+		pluginhost.Publish(context.Background(), m, evA{N: 2})
+		st := status(t, m, "slow")
+		require.Equal(t, pluginhost.StateFailed, st.State)
+		require.Contains(t, st.Reason, "circuit breaker: 2 overruns within 1m0s")
+		require.Equal(t, 2, st.Overruns)
+	})
+}

@@ -37,10 +37,10 @@ type plugin struct {
 	host        *Host     // the current run's Host
 	warnings    []string
 	timings     []PhaseTiming
-	initialized bool        // Init succeeded (or there is none): Shutdown is owed
-	panics      int         // recovered panics since Start
-	overruns    int         // calls abandoned since Start: past their bound, or runtime.Goexit
-	recent      []time.Time // times of the faults (panics, overruns) within Config.PanicWindow
+	initialized bool    // Init succeeded (or there is none): Shutdown is owed
+	panics      int     // recovered panics since Start
+	overruns    int     // calls abandoned since Start: past their bound, or runtime.Goexit
+	recent      []fault // the faults (panics, overruns) within Config.PanicWindow
 	mux         *chi.Mux
 	routes      []RouteInfo
 }
