@@ -221,12 +221,14 @@ func TestStartTimeoutBoundsTheWaitForTheMigrationLock(t *testing.T) {
 		_, err = conn.ExecContext(context.Background(), take)
 		require.NoError(t, err)
 
+		// Long enough to reach the lock on a loaded machine (connect, read
+		// the ledger), short enough for a test.
 		began := time.Now()
-		err = runErr(t, "-db", dsn, "-start-timeout", "300ms")
+		err = runErr(t, "-db", dsn, "-start-timeout", "3s")
 		took := time.Since(began)
 		t.Logf("gave up after %v: %v", took, err)
 		if d == testdb.Postgres {
-			require.ErrorContains(t, err, "the start did not finish within -start-timeout 300ms (another replica may hold the migration lock")
+			require.ErrorContains(t, err, "the start did not finish within -start-timeout 3s (another replica may hold the migration lock")
 			require.ErrorContains(t, err, "waiting for the migration lock, which another replica holds")
 			require.ErrorIs(t, err, context.DeadlineExceeded)
 		} else {
