@@ -117,6 +117,28 @@ type Config struct {
 	// always enforces foreign keys.
 	AllowForeignKeysOff bool
 
+	// Permissions is the host's permission catalog: the permissions a
+	// plugin may declare in its manifest, each with what it allows. A
+	// plugin that declares one the catalog does not list fails in the
+	// resolve phase with an error wrapping ErrUnknownPermission that names
+	// the plugin, the permission and its line in plugin.toml. Nil or empty:
+	// no catalog, and every declared permission is accepted, as before
+	// permissions were checked.
+	Permissions []Permission
+
+	// WarnUnknownPermissions turns the failure for a permission the
+	// catalog does not list into a warning on the plugin's status; the
+	// plugin starts. Default (false): it fails.
+	WarnUnknownPermissions bool
+
+	// Authorize decides whether request r holds permission of plugin, for
+	// the routes a plugin protects with [Host.Require]: nil allows the
+	// request, an error refuses it with 403 (the error is logged at Debug,
+	// not sent). It is called concurrently, inside the plugin's panic
+	// recovery. Nil: every such request is refused (deny by default), with
+	// one warning logged per plugin run.
+	Authorize func(r *http.Request, plugin, permission string) error
+
 	// DevMode drops and recreates a plugin's declared tables whose
 	// definition changed since they were created, losing their data, and
 	// logs that at Warn. Default (false): a changed table is refused and the
@@ -137,6 +159,7 @@ func (c *Config) validate() (*secret.Sealer, error) {
 	sealer := c.checkSecretKey(&errs)
 	c.checkMiddleware(&errs)
 	c.checkRequired(&errs)
+	c.checkPermissions(&errs)
 	groups := c.checkCoreSettingGroups(&errs)
 	c.checkCoreSettings(&errs, groups, sealer)
 	return sealer, errors.Join(errs...)

@@ -75,9 +75,13 @@ type PluginStatus struct {
 	// or groups defined earlier, undeclared config values.
 	Warnings []string `json:"warnings,omitempty"`
 	// MissingSettings lists the plugin's required settings without a value.
-	MissingSettings []string      `json:"missing_settings,omitempty"`
-	Routes          []RouteInfo   `json:"routes,omitempty"`
-	Timings         []PhaseTiming `json:"timings,omitempty"`
+	MissingSettings []string `json:"missing_settings,omitempty"`
+	// Permissions lists the permissions the plugin's manifest declares,
+	// with the descriptions of the host's catalog (Config.Permissions), so
+	// that a host can map them to its roles.
+	Permissions []Permission  `json:"permissions,omitempty"`
+	Routes      []RouteInfo   `json:"routes,omitempty"`
+	Timings     []PhaseTiming `json:"timings,omitempty"`
 	// Panics counts the panics recovered in the plugin's code since Start.
 	Panics int `json:"panics,omitempty"`
 	// Overruns counts the calls into the plugin's code that the Manager
@@ -298,7 +302,7 @@ func (m *Manager) logStates(took time.Duration) {
 // Status reports every registered plugin, sorted by id. Before Start it is
 // empty.
 func (m *Manager) Status() []PluginStatus {
-	return m.plugins.statuses(m.settings.missing, m.events.dropped)
+	return m.withPermissions(m.plugins.statuses(m.settings.missing, m.events.dropped))
 }
 
 // Shutdown stops serving plugin routes, lets in-flight requests finish,

@@ -90,7 +90,10 @@ type Manifest struct {
 	// Dependencies maps plugin ids this plugin needs to semver constraints
 	// on their versions.
 	Dependencies map[string]string
-	// Permissions lists the permissions the plugin asks for.
+	// Permissions lists the permissions the plugin needs, each once, in
+	// the order of the manifest. The host checks them against its catalog
+	// (Config.Permissions) and a plugin protects its routes with them
+	// ([Host.Require]).
 	Permissions []string
 	// Config declares the plugin's config keys ([config.<key>]), in the order
 	// of their keys.

@@ -148,7 +148,8 @@ type Host struct {
 	settings *Settings
 	config   *PluginConfig
 	m        *Manager
-	run      uint64 // the run of the plugin this Host was made for
+	run      uint64     // the run of the plugin this Host was made for
+	perms    *hostPerms // Require's state
 }
 
 // ID returns the plugin's id.

@@ -130,9 +130,14 @@ func (m *Manager) prepare(p *plugin) (*Host, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	permWarnings, err := m.checkPermissions(p.manifest)
+	if err != nil {
+		return nil, nil, err
+	}
+	warnings = append(warnings, permWarnings...)
 	warnings = append(warnings, capabilityWarnings(p.plugin)...)
 	h := &Host{
-		id: p.id, manifest: p.manifest, logger: p.logger, settings: m.settings, config: cfg, m: m,
+		id: p.id, manifest: p.manifest, logger: p.logger, settings: m.settings, config: cfg, m: m, perms: &hostPerms{},
 		db: &DB{sql: m.cfg.DB, dialect: m.cfg.Dialect, prefix: tablePrefix(p.id)},
 	}
 	return h, warnings, nil

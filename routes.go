@@ -257,6 +257,9 @@ func buildRoutes(id string, rr RouteRegistrar, h *Host, middleware []func(http.H
 	if rr != nil {
 		rr.RegisterRoutes(rec, h)
 	}
+	if err := h.takeUndeclared(); err != nil {
+		return nil, nil, err
+	}
 	if err := rec.Err(); err != nil {
 		return nil, nil, err
 	}
