@@ -39,7 +39,8 @@
 //	GET  /routes                {"routes": [...]}, every mounted plugin route
 //
 // A plugin's status is [pluginhost.PluginStatus]: state, reason, version,
-// warnings, missing required settings, routes and phase timings.
+// warnings, missing required settings, the permissions it declares (with
+// the descriptions of the host's catalog), routes and phase timings.
 //
 // Enable and disable persist the operator's choice (see
 // [pluginhost.Manager.Enable] and [pluginhost.Manager.Disable]). They answer

@@ -224,3 +224,28 @@ func TestInsecureWithAuthorizeAuthorizes(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, rec.Code)
 	require.Equal(t, pluginhost.StateRunning, f.status(t, "notes").State)
 }
+
+// "A plugin's status is [pluginhost.PluginStatus]: ... the permissions it
+// declares": listed with the catalog's descriptions, in the list and for
+// one plugin, so that a host can map them to its roles.
+func TestStatusListsPermissions(t *testing.T) {
+	t.Parallel()
+	pluginhosttest.EachDatabase(t, func(t *testing.T, opts pluginhosttest.Options) {
+		t.Parallel()
+		opts.Config.Permissions = []pluginhost.Permission{{Name: "notes.read", Description: "Read notes"}, {Name: "notes.write"}}
+		inst := pluginhosttest.Start(t, opts, newPlugin("notes", `permissions = ["notes.read", "notes.write"]`), newPlugin("plain"))
+		api, err := admin.New(admin.Config{Manager: inst.Manager, Insecure: true})
+		require.NoError(t, err)
+
+		rec := serveAPI(t, api, context.Background(), "GET", "/plugins/notes", "")
+		require.Contains(t, rec.Body.String(), `"permissions":[{"name":"notes.read","description":"Read notes"},{"name":"notes.write"}]`)
+		want := []pluginhost.Permission{{Name: "notes.read", Description: "Read notes"}, {Name: "notes.write"}}
+		require.Equal(t, want, decode[pluginhost.PluginStatus](t, rec, http.StatusOK).Permissions)
+
+		list := decode[struct{ Plugins []pluginhost.PluginStatus }](t, serveAPI(t, api, context.Background(), "GET", "/plugins", ""), http.StatusOK)
+		require.Len(t, list.Plugins, 2)
+		require.Equal(t, want, list.Plugins[0].Permissions)
+		require.Nil(t, list.Plugins[1].Permissions, "a plugin without permissions lists none")
+		require.NotContains(t, serveAPI(t, api, context.Background(), "GET", "/plugins/plain", "").Body.String(), "permissions")
+	})
+}
