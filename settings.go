@@ -48,8 +48,9 @@ type SettingGroup struct {
 }
 
 // Setting defines one global setting. Core settings come from [Config];
-// plugins define theirs in their manifests ([[settings]]). A key that already
-// exists keeps its first definition: core settings always win.
+// plugins define theirs in their manifests ([[settings]]), in their own
+// namespace only (see [PluginSettings]). A key that already exists keeps its
+// first definition: core settings always win.
 type Setting struct {
 	// Key is the setting's unique name, such as "notes.max_body_length".
 	Key string `json:"key"`
