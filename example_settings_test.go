@@ -33,7 +33,7 @@ default = 100
 group = "limits"
 
 [[settings]]
-key = "app.name" # the core defines it: ignored, with a warning
+key = "app.name" # outside the plugin's namespace: ignored, with a warning
 type = "string"
 `)
 }
@@ -93,7 +93,7 @@ func ExampleSettings() {
 	// Output:
 	// app.name string general
 	// limits.max_items number limits
-	// [setting "app.name" is already defined by core; ignored]
+	// [setting "app.name" is outside plugin "limits"'s namespace (its keys start with "limits."); ignored]
 	// My service 250
 	// true
 	// true

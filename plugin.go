@@ -166,8 +166,100 @@ func (h *Host) DB() *DB { return h.db }
 // attribute.
 func (h *Host) Logger() *slog.Logger { return h.logger }
 
-// Settings returns the global settings store.
-func (h *Host) Settings() *Settings { return h.settings }
+// Settings returns the plugin's view of the global settings: it reads the
+// core's settings and the plugin's own (see [PluginSettings]) and writes
+// only the plugin's own. The host's code reads and writes every setting
+// through [Manager.Settings].
+func (h *Host) Settings() PluginSettings { return PluginSettings{s: h.settings, id: h.id} }
+
+// PluginSettings is a plugin's view of the global settings, bound to the
+// plugin (see [Host.Settings]). It reads the core's settings and the
+// settings the plugin owns, and writes only the plugin's own; another
+// plugin's setting is refused with an error wrapping ErrSettingAccess, and
+// so is its encrypted value. A plugin owns the keys of its namespace that
+// its manifest declares: those whose first dot-separated segment is its id
+// or the id's camelCase form ("myAwesomePlugin." for "my-awesome-plugin").
+// Reads do not allocate, like those of [Settings]; a PluginSettings is safe
+// for concurrent use.
+type PluginSettings struct {
+	s  *Settings
+	id string
+}
+
+// String returns the value of a string setting, as [Settings.String] does,
+// when the plugin may read it.
+func (p PluginSettings) String(key string) (string, error) {
+	if err := p.readable(key); err != nil {
+		return "", err
+	}
+	return p.s.String(key)
+}
+
+// Number returns the value of a number setting, as [Settings.Number] does,
+// when the plugin may read it.
+func (p PluginSettings) Number(key string) (float64, error) {
+	if err := p.readable(key); err != nil {
+		return 0, err
+	}
+	return p.s.Number(key)
+}
+
+// Int returns the value of a number setting as an int64, as [Settings.Int]
+// does, when the plugin may read it.
+func (p PluginSettings) Int(key string) (int64, error) {
+	if err := p.readable(key); err != nil {
+		return 0, err
+	}
+	return p.s.Int(key)
+}
+
+// Bool returns the value of a boolean setting, as [Settings.Bool] does,
+// when the plugin may read it.
+func (p PluginSettings) Bool(key string) (bool, error) {
+	if err := p.readable(key); err != nil {
+		return false, err
+	}
+	return p.s.Bool(key)
+}
+
+// IsSet reports whether a setting the plugin may read has a value; false
+// for any other key.
+func (p PluginSettings) IsSet(key string) bool {
+	return p.readable(key) == nil && p.s.IsSet(key)
+}
+
+// Owner returns who defined the setting: "core", a plugin's id, or "" for
+// an undefined key.
+func (p PluginSettings) Owner(key string) string { return p.s.Owner(key) }
+
+// Set stores the value of one of the plugin's own settings, as
+// [Settings.Set] does; any other key, the core's included, is refused
+// with an error wrapping ErrSettingAccess and nothing is written.
+func (p PluginSettings) Set(ctx context.Context, key string, value any) error {
+	if owner := p.s.Owner(key); owner != "" && owner != p.id {
+		return fmt.Errorf("%w: plugin %q cannot set setting %q: it belongs to %s", ErrSettingAccess, p.id, key, ownerName(owner))
+	}
+	return p.s.setOwned(ctx, key, value, p.id)
+}
+
+// readable returns nil when the plugin may read key: a core setting, one
+// of its own, or an undefined key (whose read then says so).
+func (p PluginSettings) readable(key string) error {
+	owner := p.s.Owner(key)
+	if owner == "" || owner == p.id || owner == coreOwner {
+		return nil
+	}
+	return fmt.Errorf("%w: plugin %q cannot read setting %q: it belongs to plugin %q, and plugins read only the core's settings and their own",
+		ErrSettingAccess, p.id, key, owner)
+}
+
+// ownerName names a setting's owner in messages.
+func ownerName(owner string) string {
+	if owner == coreOwner {
+		return "the core"
+	}
+	return fmt.Sprintf("plugin %q", owner)
+}
 
 // Config returns the plugin's resolved config values ([config.<key>] in its
 // manifest).

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -11,8 +12,17 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pluginhost/pluginhost/internal/migrate"
 	"github.com/pluginhost/pluginhost/internal/secret"
 )
+
+// ErrSettingAccess is returned when a plugin reads or writes a setting it may not reach
+// through its Host: another plugin's setting, or a core setting it tried
+// to set (see [PluginSettings]).
+var ErrSettingAccess = errors.New("pluginhost: setting not accessible to the plugin")
+
+// coreOwner is the owner of the core's settings.
+const coreOwner = migrate.CoreLine
 
 // ValueType is the type of a setting or of a plugin config value.
 type ValueType string
@@ -38,8 +48,9 @@ type SettingGroup struct {
 }
 
 // Setting defines one global setting. Core settings come from [Config];
-// plugins define theirs in their manifests ([[settings]]). A key that already
-// exists keeps its first definition: core settings always win.
+// plugins define theirs in their manifests ([[settings]]), in their own
+// namespace only (see [PluginSettings]). A key that already exists keeps its
+// first definition: core settings always win.
 type Setting struct {
 	// Key is the setting's unique name, such as "notes.max_body_length".
 	Key string `json:"key"`

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/pluginhost/pluginhost/internal/secret"
 )
 
 // settingsSource is one owner's contribution to the settings: the core's, or
@@ -94,9 +96,17 @@ func (m *settingsMerge) addGroups(src settingsSource, res *settingsOutcome) {
 	}
 }
 
-// addSettings keeps the settings of src whose keys are new.
+// addSettings keeps the settings of src whose keys are new and, for a
+// plugin, in its namespace (see inNamespace): a key outside it is ignored
+// with a warning, whoever owns it or not, so that a plugin's keys are its
+// own whatever the plugin order.
 func (m *settingsMerge) addSettings(src settingsSource, res *settingsOutcome) {
 	for _, def := range src.settings {
+		if src.owner != coreOwner && !inNamespace(src.owner, def.Key) {
+			res.warnings = append(res.warnings, fmt.Sprintf("setting %q is outside plugin %q's namespace (its keys start with %s); ignored",
+				def.Key, src.owner, namespaceHint(src.owner)))
+			continue
+		}
 		if prev, dup := m.byKey[def.Key]; dup {
 			res.warnings = append(res.warnings, fmt.Sprintf("setting %q is already defined by %s; ignored", def.Key, prev.owner))
 			continue
@@ -111,9 +121,17 @@ func (m *settingsMerge) addSettings(src settingsSource, res *settingsOutcome) {
 // decode is warned about to its owner and the default used in its place.
 func (s *Settings) fillValues(m *settingsMerge, stored map[string]string) ([]storedSetting, error) {
 	var defaults []storedSetting
-	for _, def := range m.defs {
+	for i, def := range m.defs {
 		v := m.byKey[def.Key]
 		text, isStored := stored[def.Key]
+		if isStored && !def.Encrypted && def.Type == StringType && secret.IsSealed(text) {
+			// A sealed value stays sealed: a declaration without
+			// encrypted = true cannot unseal a key that was encrypted.
+			v.def.Encrypted = true
+			m.defs[i].Encrypted = true
+			m.outcomes[v.owner].warnings = append(m.outcomes[v.owner].warnings,
+				fmt.Sprintf("setting %q is stored encrypted; a declaration cannot change its encryption, so it stays encrypted", def.Key))
+		}
 		if isStored {
 			err := v.decode(text, s.sealer)
 			if err == nil {
@@ -205,4 +223,37 @@ func validateSetting(s Setting) error {
 		}
 	}
 	return nil
+}
+
+// inNamespace reports whether key is in plugin id's namespace: its first
+// dot-separated segment is the id, or the id's camelCase form
+// ("myAwesomePlugin" for "my-awesome-plugin").
+func inNamespace(id, key string) bool {
+	first, _, _ := strings.Cut(key, ".")
+	return first == id || first == camelID(id)
+}
+
+// camelID returns the camelCase form of a plugin id: the words between
+// hyphens joined, each after the first with its first letter upper-cased.
+func camelID(id string) string {
+	if !strings.Contains(id, "-") {
+		return id
+	}
+	var b strings.Builder
+	for i, w := range strings.Split(id, "-") {
+		if i > 0 && w != "" && w[0] >= 'a' && w[0] <= 'z' {
+			b.WriteByte(w[0] - 'a' + 'A')
+			w = w[1:]
+		}
+		b.WriteString(w)
+	}
+	return b.String()
+}
+
+// namespaceHint says how plugin id's keys start, for messages.
+func namespaceHint(id string) string {
+	if c := camelID(id); c != id {
+		return fmt.Sprintf("%q or %q", id+".", c+".")
+	}
+	return fmt.Sprintf("%q", id+".")
 }

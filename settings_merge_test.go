@@ -83,28 +83,23 @@ default = 3
 			st := status(t, m, id)
 			require.Equal(t, pluginhost.StateRunning, st.State, st.Reason)
 		}
-		require.Equal(t, []string{"app.name", "app.port", "zeta.a", "shared.key", "alpha.a"}, settingKeys(s.Definitions()),
-			"core first, then plugins in dependency order")
+		require.Equal(t, []string{"app.name", "app.port", "zeta.a", "alpha.a"}, settingKeys(s.Definitions()),
+			"core first, then plugins in dependency order; keys outside a plugin's namespace ignored")
 
 		require.Equal(t, "Core name", readSetting(t, s, "app.name"), "core keys win")
-		require.Equal(t, "from zeta", readSetting(t, s, "shared.key"), "the earlier plugin's definition is kept")
-		_, err := s.Number("shared.key")
-		require.ErrorIs(t, err, pluginhost.ErrSettingType)
-		for _, def := range s.Definitions() {
-			if def.Key == "shared.key" {
-				require.Equal(t, "zgroup", def.Group)
-			}
-		}
+		_, err := s.String("shared.key")
+		require.ErrorIs(t, err, pluginhost.ErrNotFound, "a key in nobody's namespace is nobody's")
 
 		zw := status(t, m, "zeta").Warnings
-		requireWarning(t, zw, `setting "app.name"`, "already defined by core")
+		requireWarning(t, zw, `setting "app.name"`, `outside plugin "zeta"'s namespace`)
+		requireWarning(t, zw, `setting "shared.key"`, `outside plugin "zeta"'s namespace`)
 		requireWarning(t, zw, `setting group "general"`, "already defined by core")
 		aw := status(t, m, "alpha").Warnings
-		requireWarning(t, aw, `setting "shared.key"`, "already defined by zeta")
+		requireWarning(t, aw, `setting "shared.key"`, `outside plugin "alpha"'s namespace`)
 		requireWarning(t, aw, `setting group "zgroup"`, "already defined by zeta")
 		logs := e.logs.String()
-		require.True(t, logLine(logs, "plugin=zeta", "app.name", "already defined by core"), logs)
-		require.True(t, logLine(logs, "plugin=alpha", "shared.key", "already defined by zeta"), logs)
+		require.True(t, logLine(logs, "plugin=zeta", "app.name", "namespace"), logs)
+		require.True(t, logLine(logs, "plugin=alpha", "shared.key", "namespace"), logs)
 		require.True(t, logLine(logs, "plugin=alpha", "zgroup", "already defined by zeta"), logs)
 
 		groups := s.Groups()

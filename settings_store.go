@@ -22,7 +22,12 @@ const settingsTable = "pluginhost_settings"
 // ErrNoSecretKey. Before the Manager's Start, Set returns an error wrapping
 // ErrNotRunning; after its Shutdown, ErrClosed; neither writes anything.
 func (s *Settings) Set(ctx context.Context, key string, value any) error {
-	owner, err := s.set(ctx, key, value)
+	return s.setOwned(ctx, key, value, "")
+}
+
+// setOwned is Set, for a setting of owner only when owner is not empty.
+func (s *Settings) setOwned(ctx context.Context, key string, value any, only string) error {
+	owner, err := s.set(ctx, key, value, only)
 	if err != nil {
 		return err
 	}
@@ -37,7 +42,7 @@ func (s *Settings) Set(ctx context.Context, key string, value any) error {
 
 // set is Set under the writers' lock: it stores and publishes the value and
 // returns the owner of the setting.
-func (s *Settings) set(ctx context.Context, key string, value any) (owner string, err error) {
+func (s *Settings) set(ctx context.Context, key string, value any, only string) (owner string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.writable(key); err != nil {
@@ -47,6 +52,9 @@ func (s *Settings) set(ctx context.Context, key string, value any) (owner string
 	cur := old.byKey[key]
 	if cur == nil {
 		return "", fmt.Errorf("%w: setting %q is not defined", ErrNotFound, key)
+	}
+	if only != "" && cur.owner != only {
+		return "", fmt.Errorf("%w: plugin %q cannot set setting %q: it belongs to %s", ErrSettingAccess, only, key, ownerName(cur.owner))
 	}
 	next := *cur
 	if err := next.assign(value); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/pluginhost/pluginhost"
+	"github.com/pluginhost/pluginhost/internal/secret"
 )
 
 // mask stands for the value of an encrypted setting that is set.
@@ -59,7 +60,14 @@ func view(s *pluginhost.Settings, def pluginhost.Setting) setting {
 	case def.Encrypted:
 		v.Value = mask
 	case def.Type == pluginhost.StringType:
-		v.Value, _ = s.String(def.Key)
+		str, _ := s.String(def.Key)
+		if secret.IsSealed(str) {
+			// A sealed value under a key not declared encrypted: still
+			// a secret, whoever owns the key.
+			v.Value = mask
+			break
+		}
+		v.Value = str
 	case def.Type == pluginhost.NumberType:
 		v.Value, _ = s.Number(def.Key)
 	case def.Type == pluginhost.BooleanType:
