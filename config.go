@@ -122,6 +122,56 @@ type Config struct {
 	// logs that at Warn. Default (false): a changed table is refused and the
 	// plugin fails.
 	DevMode bool
+
+	// MaxInFlight bounds the requests each plugin serves at once: a request
+	// beyond it is answered 503 with a JSON body and a Retry-After header,
+	// without reaching the plugin, and counted in [PluginStatus].Rejected.
+	// The core's routes and the other plugins' are not affected. Zero: 256.
+	// Negative: no limit.
+	MaxInFlight int
+
+	// MaxConns bounds the database connections each plugin's [DB] holds at
+	// once: a statement, a query until its rows are closed (or its Row is
+	// scanned), a transaction until Commit or Rollback (or its context
+	// ends). A statement beyond it waits for a connection of the plugin's
+	// to be released, or for its context to end. What the plugin runs on
+	// [DB.SQL] is outside the limit. Zero: half of DB's
+	// MaxOpenConnections (at least 1) when the pool is bounded
+	// (sql.DB.SetMaxOpenConns), else 16. Negative: no limit.
+	MaxConns int
+
+	// PluginLimits overrides MaxInFlight and MaxConns per plugin id; a zero
+	// field keeps Config's value. Nil: none.
+	PluginLimits map[string]Limits
+}
+
+// Limits are one plugin's bulkheads; see Config.MaxInFlight and
+// Config.MaxConns. A zero field means Config's value, a negative one no
+// limit.
+type Limits struct {
+	MaxInFlight int
+	MaxConns    int
+}
+
+// The defaults of Config.MaxInFlight, and of Config.MaxConns on an
+// unbounded pool.
+const (
+	defaultMaxInFlight = 256
+	defaultMaxConns    = 16
+)
+
+// limits returns the bulkheads of plugin id, with 0 for no limit.
+func (c *Config) limits(id string) (inflight, conns int) {
+	inflight, conns = c.MaxInFlight, c.MaxConns
+	if o, ok := c.PluginLimits[id]; ok {
+		if o.MaxInFlight != 0 {
+			inflight = o.MaxInFlight
+		}
+		if o.MaxConns != 0 {
+			conns = o.MaxConns
+		}
+	}
+	return max(inflight, 0), max(conns, 0)
 }
 
 // validate fills in the defaults of c and checks it, reporting every
@@ -191,6 +241,17 @@ func (c *Config) setDefaults() error {
 	}
 	if c.PanicLimit == 0 {
 		c.PanicLimit = 5
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = defaultMaxInFlight
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = defaultMaxConns
+		if c.DB != nil {
+			if n := c.DB.Stats().MaxOpenConnections; n > 0 {
+				c.MaxConns = max(n/2, 1)
+			}
+		}
 	}
 	return err
 }
