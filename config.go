@@ -144,6 +144,55 @@ type Config struct {
 	// logs that at Warn. Default (false): a changed table is refused and the
 	// plugin fails.
 	DevMode bool
+
+	// MaxInFlight bounds the requests each plugin serves at once: a request
+	// beyond it is answered 503 with a JSON body and a Retry-After header,
+	// without reaching the plugin, and counted in [PluginStatus].Rejected.
+	// The core's routes and the other plugins' are not affected. Zero: 256.
+	// Negative: no limit.
+	MaxInFlight int
+
+	// MaxConns bounds the database connections each plugin's [DB] holds at
+	// once: a statement, a query until its rows are closed (or its Row is
+	// scanned), a transaction until Commit or Rollback (or its context
+	// ends). A statement beyond it waits for a connection of the plugin's
+	// to be released, or for its context to end. What the plugin runs on
+	// [DB.SQL] is outside the limit. A limited plugin's queries each hold a
+	// connection of their own until their rows are closed, so a plugin that
+	// runs a query while iterating another's rows needs two. Zero or
+	// negative: no limit of the plugin's own (the pool's applies); set it,
+	// say to half of DB's MaxOpenConns, to keep one plugin from holding
+	// every connection.
+	MaxConns int
+
+	// PluginLimits overrides MaxInFlight and MaxConns per plugin id; a zero
+	// field keeps Config's value. Nil: none.
+	PluginLimits map[string]Limits
+}
+
+// Limits are one plugin's bulkheads; see Config.MaxInFlight and
+// Config.MaxConns. A zero field means Config's value, a negative one no
+// limit.
+type Limits struct {
+	MaxInFlight int
+	MaxConns    int
+}
+
+// defaultMaxInFlight is the default of Config.MaxInFlight.
+const defaultMaxInFlight = 256
+
+// limits returns the bulkheads of plugin id, with 0 for no limit.
+func (c *Config) limits(id string) (inflight, conns int) {
+	inflight, conns = c.MaxInFlight, c.MaxConns
+	if o, ok := c.PluginLimits[id]; ok {
+		if o.MaxInFlight != 0 {
+			inflight = o.MaxInFlight
+		}
+		if o.MaxConns != 0 {
+			conns = o.MaxConns
+		}
+	}
+	return max(inflight, 0), max(conns, 0)
 }
 
 // validate fills in the defaults of c and checks it, reporting every
@@ -214,6 +263,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.PanicLimit == 0 {
 		c.PanicLimit = 5
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = defaultMaxInFlight
 	}
 	return err
 }

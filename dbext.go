@@ -141,10 +141,52 @@ type DB struct {
 	// and is not text, set by the schema phase; read on the error path only,
 	// to say so in a type mismatch (see explainType).
 	inferred atomic.Pointer[[]inferredColumn]
+	// plugin is the plugin's id, "" for the host's handle; conns holds a
+	// token per connection the plugin's statements hold (Config.MaxConns),
+	// nil for no limit.
+	plugin string
+	conns  chan struct{}
+}
+
+// newPluginDB returns plugin id's handle, with its Config.MaxConns.
+func newPluginDB(m *Manager, id string) *DB {
+	d := &DB{sql: m.cfg.DB, dialect: m.cfg.Dialect, prefix: tablePrefix(id), plugin: id}
+	if _, n := m.cfg.limits(id); n > 0 {
+		d.conns = make(chan struct{}, n)
+	}
+	return d
+}
+
+// acquire takes one of the plugin's connection tokens, waiting until one
+// is released or ctx is done. The caller has checked d.conns is not nil.
+func (d *DB) acquire(ctx context.Context) error {
+	select {
+	case d.conns <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case d.conns <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("pluginhost: plugin %q: waiting for a database connection: all %d it may hold at once (Config.MaxConns) are in use: %w",
+			d.plugin, cap(d.conns), ctx.Err())
+	}
+}
+
+// release gives back a token acquire took.
+func (d *DB) release() { <-d.conns }
+
+// releaseAfter gives back the token of a query run on conn once the query's
+// rows are closed: closing a sql.Conn waits for that.
+func (d *DB) releaseAfter(conn *sql.Conn) {
+	_ = conn.Close()
+	d.release()
 }
 
 // SQL returns the underlying *sql.DB, for what DB does not wrap. Queries
-// run on it directly must use the dialect's own placeholders.
+// run on it directly must use the dialect's own placeholders, and are
+// outside the plugin's Config.MaxConns.
 func (d *DB) SQL() *sql.DB { return d.sql }
 
 // Dialect returns the database's dialect.
@@ -162,8 +204,19 @@ func (d *DB) Rebind(query string) string { return sqlgen.Rebind(d.dialect, query
 // A type mismatch on a column of the plugin's whose type was inferred from
 // its name (an undeclared "id" is an integer) says so in the error, which
 // still wraps the driver's.
+//
+// Each statement, query and transaction of a plugin's DB holds one of the
+// connections the plugin may hold at once (Config.MaxConns) until it ends:
+// a query until its rows are closed, a transaction until Commit or
+// Rollback or its context ends; beyond them it waits, until ctx is done.
 func (d *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	query = d.Rebind(query)
+	if d.conns != nil {
+		if err := d.acquire(ctx); err != nil {
+			return nil, err
+		}
+		defer d.release()
+	}
 	res, err := d.sql.ExecContext(ctx, query, args...)
 	if err != nil {
 		err = d.explainType(query, err)
@@ -174,8 +227,12 @@ func (d *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Re
 // QueryContext runs a query; see [sql.DB.QueryContext]. Its error explains
 // a type mismatch on an inferred column as [DB.ExecContext]'s does; an error
 // the driver reports later, from the rows, is the driver's own.
+// The rows hold one of the plugin's connections until they are closed.
 func (d *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	query = d.Rebind(query)
+	if d.conns != nil {
+		return d.queryHeld(ctx, query, args)
+	}
 	rows, err := d.sql.QueryContext(ctx, query, args...)
 	if err != nil {
 		err = d.explainType(query, err)
@@ -183,21 +240,73 @@ func (d *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.
 	return rows, err
 }
 
+// queryHeld runs a query on a connection of its own, holding one of the
+// plugin's tokens until the rows are closed.
+func (d *DB) queryHeld(ctx context.Context, query string, args []any) (*sql.Rows, error) {
+	if err := d.acquire(ctx); err != nil {
+		return nil, err
+	}
+	conn, err := d.sql.Conn(ctx)
+	if err != nil {
+		d.release()
+		return nil, err
+	}
+	rows, err := conn.QueryContext(ctx, query, args...)
+	if err != nil {
+		d.releaseAfter(conn)
+		return nil, d.explainType(query, err)
+	}
+	go d.releaseAfter(conn)
+	return rows, nil
+}
+
 // QueryRowContext runs a query returning at most one row; see
 // [sql.DB.QueryRowContext]. Its error, from Scan, is the driver's own: the
 // note [DB.ExecContext] adds on a mismatch with an inferred column type is
-// not made there.
+// not made there. The row holds one of the plugin's connections until it
+// is scanned; when ctx ends before one is free, the Row's error is ctx's.
 func (d *DB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return d.sql.QueryRowContext(ctx, d.Rebind(query), args...)
+	query = d.Rebind(query)
+	if d.conns == nil {
+		return d.sql.QueryRowContext(ctx, query, args...)
+	}
+	if d.acquire(ctx) != nil {
+		return d.sql.QueryRowContext(ctx, query, args...) // ctx is done: a Row carrying its error
+	}
+	conn, err := d.sql.Conn(ctx)
+	if err != nil {
+		d.release()
+		return d.sql.QueryRowContext(ctx, query, args...)
+	}
+	row := conn.QueryRowContext(ctx, query, args...)
+	go d.releaseAfter(conn)
+	return row
 }
 
-// BeginTx starts a transaction; see [sql.DB.BeginTx].
+// BeginTx starts a transaction; see [sql.DB.BeginTx]. It holds one of the
+// plugin's connections until Commit or Rollback, or until ctx ends.
 func (d *DB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) {
-	tx, err := d.sql.BeginTx(ctx, opts)
-	if err != nil {
+	if d.conns == nil {
+		tx, err := d.sql.BeginTx(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &Tx{tx: tx, db: d}, nil
+	}
+	if err := d.acquire(ctx); err != nil {
 		return nil, err
 	}
-	return &Tx{tx: tx, db: d}, nil
+	tx, err := d.sql.BeginTx(ctx, opts)
+	if err != nil {
+		d.release()
+		return nil, err
+	}
+	t := &Tx{tx: tx, db: d, held: true}
+	if ctx.Done() != nil {
+		// database/sql rolls the transaction back when ctx ends.
+		t.stop = context.AfterFunc(ctx, t.end)
+	}
+	return t, nil
 }
 
 // Tx is a transaction: one begun with [DB.BeginTx], or the one the Manager
@@ -210,6 +319,26 @@ type Tx struct {
 	// hook names the hook whose transaction this is, for the Manager's
 	// transactions: the hook may not commit or roll it back.
 	hook string
+	// held: the transaction holds one of its plugin's tokens, given back
+	// once, by end; stop unregisters end from the context.
+	held  bool
+	ended atomic.Bool
+	stop  func() bool
+}
+
+// end gives back the token of a transaction begun by a plugin's DB.
+func (t *Tx) end() {
+	if t.held && t.ended.CompareAndSwap(false, true) {
+		t.db.release()
+	}
+}
+
+// finish ends the transaction's hold after Commit or Rollback.
+func (t *Tx) finish() {
+	if t.stop != nil {
+		t.stop()
+	}
+	t.end()
 }
 
 // SQL returns the underlying *sql.Tx, or nil for the transaction of a
@@ -265,7 +394,9 @@ func (t *Tx) Commit() error {
 	if t.hook != "" {
 		return fmt.Errorf("pluginhost: %s: the Manager commits this transaction when the hook returns nil", t.hook)
 	}
-	return t.tx.Commit()
+	err := t.tx.Commit()
+	t.finish()
+	return err
 }
 
 // Rollback aborts the transaction. The transaction of a hook is refused:
@@ -274,7 +405,9 @@ func (t *Tx) Rollback() error {
 	if t.hook != "" {
 		return fmt.Errorf("pluginhost: %s: the Manager rolls this transaction back when the hook returns an error", t.hook)
 	}
-	return t.tx.Rollback()
+	err := t.tx.Rollback()
+	t.finish()
+	return err
 }
 
 // explain says why a statement of a hook found its transaction over.

@@ -92,6 +92,11 @@ type PluginStatus struct {
 	// EventsDropped counts events its asynchronous subscriptions dropped
 	// because their queue was full.
 	EventsDropped int64 `json:"events_dropped,omitempty"`
+	// InFlight is the number of the plugin's requests being served.
+	InFlight int64 `json:"in_flight,omitempty"`
+	// Rejected counts the requests answered 503 since Start because the
+	// plugin already served Config.MaxInFlight of them.
+	Rejected int64 `json:"rejected,omitempty"`
 }
 
 // Manager runs the plugins of a registry: it resolves them, migrates the
@@ -302,7 +307,17 @@ func (m *Manager) logStates(took time.Duration) {
 // Status reports every registered plugin, sorted by id. Before Start it is
 // empty.
 func (m *Manager) Status() []PluginStatus {
-	return m.withPermissions(m.plugins.statuses(m.settings.missing, m.events.dropped))
+	out := m.withPermissions(m.plugins.statuses(m.settings.missing, m.events.dropped))
+	mounts := m.plugins.mounts.Load().byID
+	for i := range out {
+		if mnt := mounts[out[i].ID]; mnt != nil {
+			out[i].Rejected = mnt.rejected.Load()
+			if mnt.running {
+				out[i].InFlight = mnt.inflight.Load()
+			}
+		}
+	}
+	return out
 }
 
 // Shutdown stops serving plugin routes, lets in-flight requests finish,

@@ -138,7 +138,7 @@ func (m *Manager) prepare(p *plugin) (*Host, []string, error) {
 	warnings = append(warnings, capabilityWarnings(p.plugin)...)
 	h := &Host{
 		id: p.id, manifest: p.manifest, logger: p.logger, settings: m.settings, config: cfg, m: m, perms: &hostPerms{},
-		db: &DB{sql: m.cfg.DB, dialect: m.cfg.Dialect, prefix: tablePrefix(p.id)},
+		db: newPluginDB(m, p.id),
 	}
 	return h, warnings, nil
 }

@@ -49,13 +49,34 @@ type mount struct {
 	inflight atomic.Int64
 	closed   atomic.Bool   // the plugin stopped: no new request enters
 	idle     chan struct{} // signaled when the last request leaves a closed entry; nil unless running
+	// maxInflight is the plugin's Config.MaxInFlight, 0 for no limit;
+	// rejected counts the requests refused beyond it since Start, shared by
+	// the plugin's successive entries.
+	maxInflight int64
+	rejected    *atomic.Int64
 }
+
+// admission is enter's verdict.
+type admission int
+
+const (
+	admitted admission = iota
+	admitClosed
+	admitFull
+)
 
 // newMount makes p's routing entry from its current state. pluginTable.mu
 // must be held.
 func newMount(m *Manager, p *plugin) *mount {
 	mnt := &mount{id: p.id, gen: p.gen, running: p.state == StateRunning, state: p.state, reason: p.reason,
 		logger: p.logger, m: m}
+	if prev := m.plugins.mounts.Load().byID[p.id]; prev != nil {
+		mnt.rejected = prev.rejected
+	} else {
+		mnt.rejected = new(atomic.Int64)
+	}
+	inflight, _ := m.cfg.limits(p.id)
+	mnt.maxInflight = int64(inflight)
 	if mnt.running {
 		mnt.mux, mnt.routes = p.mux, p.routes
 		mnt.idle = make(chan struct{}, 1)
@@ -63,14 +84,21 @@ func newMount(m *Manager, p *plugin) *mount {
 	return mnt
 }
 
-// enter admits a request, unless the entry was closed meanwhile.
-func (mnt *mount) enter() bool {
-	mnt.inflight.Add(1)
+// enter admits a request, unless the entry was closed meanwhile or the
+// plugin already serves its limit of requests: one atomic add, whose
+// result is compared with the limit.
+func (mnt *mount) enter() admission {
+	n := mnt.inflight.Add(1)
 	if mnt.closed.Load() {
 		mnt.leave()
-		return false
+		return admitClosed
 	}
-	return true
+	if n > mnt.maxInflight && mnt.maxInflight > 0 {
+		mnt.leave()
+		mnt.rejected.Add(1)
+		return admitFull
+	}
+	return admitted
 }
 
 // leave ends a request admitted by enter.
@@ -123,8 +151,10 @@ func (m *Manager) runningAt(order int) bool {
 // example r.Mount("/api/plugin", m.Handler()) with chi or
 // mux.Handle("/api/plugin/", m.Handler()) with net/http. It answers 404
 // with a JSON body for a plugin id that is not registered
-// ({"error":"plugin not registered","plugin":"<id>"}) and 503 for a plugin
-// that is not running. It is safe for concurrent use and valid before Start.
+// ({"error":"plugin not registered","plugin":"<id>"}), 503 for a plugin
+// that is not running, and 503 with a Retry-After header for a plugin that
+// already serves Config.MaxInFlight requests
+// ({"error":"too many requests in flight","plugin":"<id>","limit":N}). It is safe for concurrent use and valid before Start.
 func (m *Manager) Handler() http.Handler { return http.HandlerFunc(m.serveHTTP) }
 
 // routeCtxPool recycles chi routing contexts, as chi's own Mux does.
@@ -153,7 +183,18 @@ func (m *Manager) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, msg, id)
 		return
 	}
-	if !mnt.running || !mnt.enter() {
+	adm := admitClosed
+	if mnt.running {
+		adm = mnt.enter()
+	}
+	if adm == admitFull {
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"error": "too many requests in flight", "plugin": id, "limit": mnt.maxInflight,
+		})
+		return
+	}
+	if adm != admitted {
 		if cur := m.plugins.mounts.Load().byID[id]; mnt.running && cur != nil {
 			mnt = cur // stopped meanwhile: report its new state
 		}
