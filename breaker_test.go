@@ -19,13 +19,8 @@ import (
 func TestBreakerGateClosesWithTheTrippingRequest(t *testing.T) {
 	t.Parallel()
 	eachEnv(t, func(t *testing.T, e *env) {
-		flaky := lifePlugin("flaky", &hooks{})
-		flaky.routes = func(r chi.Router, _ *pluginhost.Host) {
-			r.Get("/boom", func(http.ResponseWriter, *http.Request) { panic("flaky handler") })
-			r.Get("/ping", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
-		}
 		flakyStopped := make(chan struct{}, 1)
-		flaky.shutdown = func(context.Context, *pluginhost.Host) error { flakyStopped <- struct{}{}; return nil }
+		flaky := panicking("flaky", flakyStopped)
 		// busy's Shutdown holds the control goroutine until released.
 		busy := lifePlugin("busy", &hooks{})
 		inShutdown, release := make(chan struct{}), make(chan struct{})
@@ -60,19 +55,8 @@ func TestBreakerGateClosesWithTheTrippingRequest(t *testing.T) {
 func TestBreakerWindowStartsAfreshOnEnable(t *testing.T) {
 	t.Parallel()
 	eachEnv(t, func(t *testing.T, e *env) {
-		flaky := lifePlugin("flaky", &hooks{})
-		flaky.routes = func(r chi.Router, _ *pluginhost.Host) {
-			r.Get("/boom", func(http.ResponseWriter, *http.Request) { panic("flaky handler") })
-			r.Get("/ping", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
-		}
 		stopped := make(chan struct{}, 1)
-		flaky.shutdown = func(context.Context, *pluginhost.Host) error {
-			select {
-			case stopped <- struct{}{}:
-			default:
-			}
-			return nil
-		}
+		flaky := panicking("flaky", stopped)
 		cfg := e.config(flaky, lifePlugin("other", &hooks{}))
 		cfg.PanicLimit = 2
 		m := e.start(cfg)
@@ -119,4 +103,23 @@ func TestBreakerCountsOverruns(t *testing.T) {
 		require.Contains(t, st.Reason, "circuit breaker: 2 overruns within 1m0s")
 		require.Equal(t, 2, st.Overruns)
 	})
+}
+
+// panicking is a plugin whose GET /boom panics and GET /ping answers "ok";
+// its Shutdown hook signals stopped, without blocking when a signal is
+// already pending.
+func panicking(id string, stopped chan<- struct{}) *fake {
+	p := lifePlugin(id, &hooks{})
+	p.routes = func(r chi.Router, _ *pluginhost.Host) {
+		r.Get("/boom", func(http.ResponseWriter, *http.Request) { panic(id + " handler") })
+		r.Get("/ping", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
+	}
+	p.shutdown = func(context.Context, *pluginhost.Host) error {
+		select {
+		case stopped <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+	return p
 }
