@@ -46,6 +46,9 @@ func (s *schemaSession) lockMigrations(ctx context.Context) (unlock func(context
 			// session, which releases it, rather than hand the connection
 			// back to the pool still holding the lock.
 			discard(conn)
+			if ctx.Err() != nil { // the deadline came during a poll, not between two
+				return nil, fmt.Errorf("waiting for the migration lock, which another replica holds: %w", ctx.Err())
+			}
 			return nil, fmt.Errorf("migration lock: %w", err)
 		}
 		if ok {
