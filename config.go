@@ -168,6 +168,30 @@ type Config struct {
 	// PluginLimits overrides MaxInFlight and MaxConns per plugin id; a zero
 	// field keeps Config's value. Nil: none.
 	PluginLimits map[string]Limits
+
+	// SandboxOff runs every plugin's statements with the host's full
+	// access, and Unsandboxed those of the plugins it lists. Otherwise the
+	// database sandbox is on for every plugin: the engine lets a plugin
+	// reach its own tables and those it declared it reads, nothing else
+	// (see the README's "What a plugin can and cannot reach"). Each
+	// plugin left outside it is logged at Warn by Start and reported in
+	// PluginStatus.Sandbox.
+	SandboxOff  bool
+	Unsandboxed []string
+
+	// SandboxRolePrefix begins the PostgreSQL role of each sandboxed
+	// plugin: plugin "my-plugin"'s is SandboxRolePrefix + "my_plugin".
+	// Roles belong to the whole cluster: give each application sharing
+	// one a prefix of its own. Empty: "pluginhost_".
+	SandboxRolePrefix string
+
+	// PluginDB, on PostgreSQL, opens the pool of a sandboxed plugin's
+	// statements, logged in as role, the plugin's role (provisioned by the
+	// operator with LOGIN; Manager.SandboxRoles lists them): then the
+	// plugin's own SQL cannot leave the role, as it can by default, where
+	// its connections are the host's with SET ROLE. The Manager does not
+	// close the pools it returns. Nil: the default.
+	PluginDB func(pluginID, role string) (*sql.DB, error)
 }
 
 // Limits are one plugin's bulkheads; see Config.MaxInFlight and

@@ -131,10 +131,15 @@ func toSQLGen(tables []Table) []sqlgen.Table {
 
 // DB is a plugin's handle on the host's database. Its query methods take
 // "?" placeholders on every dialect (they are rewritten to $1, $2, … for
-// PostgreSQL), so one query text works on SQLite and PostgreSQL. It is safe
-// for concurrent use.
+// PostgreSQL), so one query text works on SQLite and PostgreSQL. Unless
+// Config leaves the plugin outside the database sandbox, its statements
+// reach only the plugin's tables and those it declared it reads (see
+// [SandboxError]). It is safe for concurrent use.
 type DB struct {
+	// sql is the pool the statements run on: the host's, or on PostgreSQL
+	// in the sandbox the plugin's own; host is the host's.
 	sql     *sql.DB
+	host    *sql.DB
 	dialect Dialect
 	prefix  string // physical table name prefix, "" for the host's own handle
 	// inferred lists the plugin's declared columns whose type was inferred
@@ -146,11 +151,17 @@ type DB struct {
 	// nil for no limit.
 	plugin string
 	conns  chan struct{}
+	// sandboxed: the plugin's statements run in the sandbox; on SQLite
+	// each on a connection of its own whose authorizer has policy.
+	sandboxed bool
+	policy    *sqlitePolicy
+	// tables is what Table accepts, set by the schema phase.
+	tables atomic.Pointer[tableSet]
 }
 
 // newPluginDB returns plugin id's handle, with its Config.MaxConns.
 func newPluginDB(m *Manager, id string) *DB {
-	d := &DB{sql: m.cfg.DB, dialect: m.cfg.Dialect, prefix: tablePrefix(id), plugin: id}
+	d := &DB{sql: m.cfg.DB, host: m.cfg.DB, dialect: m.cfg.Dialect, prefix: tablePrefix(id), plugin: id}
 	if _, n := m.cfg.limits(id); n > 0 {
 		d.conns = make(chan struct{}, n)
 	}
@@ -175,27 +186,124 @@ func (d *DB) acquire(ctx context.Context) error {
 }
 
 // release gives back a token acquire took.
-func (d *DB) release() { <-d.conns }
+func (d *DB) release() {
+	if d.conns != nil {
+		<-d.conns
+	}
+}
 
-// releaseAfter gives back the token of a query run on conn once the query's
-// rows are closed: closing a sql.Conn waits for that.
+// ownConns: each statement takes a connection of its own (grab), for the
+// SQLite sandbox's policy or for Config.MaxConns.
+func (d *DB) ownConns() bool { return d.policy != nil || d.conns != nil }
+
+// grab takes a connection for one of the plugin's statements: one of its
+// tokens first (Config.MaxConns), then a connection of the pool with the
+// plugin's policy set on it (the SQLite sandbox).
+func (d *DB) grab(ctx context.Context) (*sql.Conn, *sqliteGuard, error) {
+	if d.conns != nil {
+		if err := d.acquire(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	conn, err := d.sql.Conn(ctx)
+	if err != nil {
+		d.release()
+		return nil, nil, err
+	}
+	var g *sqliteGuard
+	if d.policy != nil {
+		if g, err = setPolicy(conn, d.policy); err != nil {
+			_ = conn.Close()
+			d.release()
+			return nil, nil, err
+		}
+	}
+	return conn, g, nil
+}
+
+// unguard clears the plugin's policy from conn, before the host may use
+// it again.
+func (d *DB) unguard(conn *sql.Conn) {
+	if d.policy != nil {
+		_, _ = setPolicy(conn, nil) // fails only on a connection already closed
+	}
+}
+
+// putBack returns a connection grab took.
+func (d *DB) putBack(conn *sql.Conn) {
+	d.unguard(conn)
+	_ = conn.Close()
+	d.release()
+}
+
+// releaseAfter returns the connection of a query once its rows are
+// closed: closing a sql.Conn waits for that.
 func (d *DB) releaseAfter(conn *sql.Conn) {
 	_ = conn.Close()
 	d.release()
 }
 
-// SQL returns the underlying *sql.DB, for what DB does not wrap. Queries
-// run on it directly must use the dialect's own placeholders, and are
-// outside the plugin's Config.MaxConns.
-func (d *DB) SQL() *sql.DB { return d.sql }
+// explain adds to err, the error of query, what the library knows: the
+// sandbox's refusal (g is the connection's guard on SQLite) and a note on
+// an inferred column type.
+func (d *DB) explain(query string, err error, g *sqliteGuard) error {
+	if g != nil {
+		err = g.explainDenial(d.plugin, err)
+	} else if d.sandboxed && d.dialect == Postgres {
+		err = explainPG(d.plugin, err)
+	}
+	return d.explainType(query, err)
+}
+
+// Unsandboxed returns the host's *sql.DB, for what DB does not wrap. It is
+// OUTSIDE the database sandbox: a statement run on it has the host's full
+// access to every table. Queries run on it must use the dialect's own
+// placeholders, and are outside the plugin's Config.MaxConns.
+func (d *DB) Unsandboxed() *sql.DB { return d.host }
 
 // Dialect returns the database's dialect.
 func (d *DB) Dialect() Dialect { return d.dialect }
 
-// Table returns the physical name of the plugin's table name, as declared in
-// its [Table] list or created by its migrations. It does not check that the
-// table exists.
-func (d *DB) Table(name string) string { return d.prefix + name }
+// Table returns the physical name of one of the plugin's tables, given as
+// declared in its [Table] list or created by its migrations. Any other name
+// (another plugin's table, the host's, or text that is not a table name at
+// all) panics with an error naming the plugin and the name, as a
+// programming error; see [DB.TableOf] for tables the plugin reads of a
+// dependency.
+func (d *DB) Table(name string) string {
+	if err := d.checkTable(d.plugin, name); err != nil {
+		panic(err)
+	}
+	return d.prefix + name
+}
+
+// TableOf returns the physical name of table name of plugin, a dependency
+// whose table the plugin's manifest declares it reads ([[reads]]). Any
+// other pair panics as [DB.Table] does.
+func (d *DB) TableOf(plugin, name string) string {
+	if err := d.checkTable(plugin, name); err != nil {
+		panic(err)
+	}
+	return tablePrefix(plugin) + name
+}
+
+// checkTable returns nil when Table or TableOf accepts (plugin, name).
+func (d *DB) checkTable(plugin, name string) error {
+	if err := sqlgen.ValidName("table", name); err != nil {
+		return fmt.Errorf("pluginhost: plugin %q: table %q: %w", d.plugin, name, err)
+	}
+	ts := d.tables.Load()
+	if ts == nil {
+		if plugin != d.plugin && d.plugin != "" {
+			return d.tableErr(plugin, name)
+		}
+		return nil // before the schema phase: the name is well formed
+	}
+	if plugin == d.plugin && ts.own[name] || plugin != d.plugin && ts.reads[plugin][name] {
+		return nil
+	}
+	return d.tableErr(plugin, name)
+}
 
 // Rebind rewrites the "?" placeholders of query into the dialect's form.
 func (d *DB) Rebind(query string) string { return sqlgen.Rebind(d.dialect, query) }
@@ -203,7 +311,8 @@ func (d *DB) Rebind(query string) string { return sqlgen.Rebind(d.dialect, query
 // ExecContext runs a statement; see [sql.DB.ExecContext].
 // A type mismatch on a column of the plugin's whose type was inferred from
 // its name (an undeclared "id" is an integer) says so in the error, which
-// still wraps the driver's.
+// still wraps the driver's; so does a statement the sandbox refused
+// (a *SandboxError).
 //
 // Each statement, query and transaction of a plugin's DB holds one of the
 // connections the plugin may hold at once (Config.MaxConns) until it ends:
@@ -211,50 +320,50 @@ func (d *DB) Rebind(query string) string { return sqlgen.Rebind(d.dialect, query
 // Rollback or its context ends; beyond them it waits, until ctx is done.
 func (d *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	query = d.Rebind(query)
-	if d.conns != nil {
-		if err := d.acquire(ctx); err != nil {
-			return nil, err
+	if !d.ownConns() {
+		res, err := d.sql.ExecContext(ctx, query, args...)
+		if err != nil {
+			err = d.explain(query, err, nil)
 		}
-		defer d.release()
+		return res, err
 	}
-	res, err := d.sql.ExecContext(ctx, query, args...)
+	conn, g, err := d.grab(ctx)
 	if err != nil {
-		err = d.explainType(query, err)
+		return nil, err
+	}
+	res, err := conn.ExecContext(ctx, query, args...)
+	d.putBack(conn)
+	if err != nil {
+		err = d.explain(query, err, g)
 	}
 	return res, err
 }
 
 // QueryContext runs a query; see [sql.DB.QueryContext]. Its error explains
-// a type mismatch on an inferred column as [DB.ExecContext]'s does; an error
-// the driver reports later, from the rows, is the driver's own.
-// The rows hold one of the plugin's connections until they are closed.
+// a type mismatch on an inferred column and a refusal of the sandbox as
+// [DB.ExecContext]'s does; an error the driver reports later, from the
+// rows, is the driver's own. The rows hold one of the plugin's
+// connections until they are closed.
 func (d *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	query = d.Rebind(query)
-	if d.conns != nil {
-		return d.queryHeld(ctx, query, args)
+	if !d.ownConns() {
+		rows, err := d.sql.QueryContext(ctx, query, args...)
+		if err != nil {
+			err = d.explain(query, err, nil)
+		}
+		return rows, err
 	}
-	rows, err := d.sql.QueryContext(ctx, query, args...)
+	conn, g, err := d.grab(ctx)
 	if err != nil {
-		err = d.explainType(query, err)
-	}
-	return rows, err
-}
-
-// queryHeld runs a query on a connection of its own, holding one of the
-// plugin's tokens until the rows are closed.
-func (d *DB) queryHeld(ctx context.Context, query string, args []any) (*sql.Rows, error) {
-	if err := d.acquire(ctx); err != nil {
-		return nil, err
-	}
-	conn, err := d.sql.Conn(ctx)
-	if err != nil {
-		d.release()
 		return nil, err
 	}
 	rows, err := conn.QueryContext(ctx, query, args...)
+	// SQLite asked the authorizer while it compiled the query: the policy
+	// can go before the rows are read.
+	d.unguard(conn)
 	if err != nil {
 		d.releaseAfter(conn)
-		return nil, d.explainType(query, err)
+		return nil, d.explain(query, err, g)
 	}
 	go d.releaseAfter(conn)
 	return rows, nil
@@ -262,23 +371,24 @@ func (d *DB) queryHeld(ctx context.Context, query string, args []any) (*sql.Rows
 
 // QueryRowContext runs a query returning at most one row; see
 // [sql.DB.QueryRowContext]. Its error, from Scan, is the driver's own: the
-// note [DB.ExecContext] adds on a mismatch with an inferred column type is
-// not made there. The row holds one of the plugin's connections until it
-// is scanned; when ctx ends before one is free, the Row's error is ctx's.
+// notes [DB.ExecContext] adds are not made there. The row holds one of the
+// plugin's connections until it is scanned; when ctx ends before one is
+// free, the Row's error is ctx's.
 func (d *DB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	query = d.Rebind(query)
-	if d.conns == nil {
+	if !d.ownConns() {
 		return d.sql.QueryRowContext(ctx, query, args...)
 	}
-	if d.acquire(ctx) != nil {
-		return d.sql.QueryRowContext(ctx, query, args...) // ctx is done: a Row carrying its error
-	}
-	conn, err := d.sql.Conn(ctx)
+	conn, _, err := d.grab(ctx)
 	if err != nil {
-		d.release()
-		return d.sql.QueryRowContext(ctx, query, args...)
+		// A Row that carries a context error and runs nothing: never
+		// outside the plugin's connection.
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		return d.sql.QueryRowContext(cctx, query, args...)
 	}
 	row := conn.QueryRowContext(ctx, query, args...)
+	d.unguard(conn)
 	go d.releaseAfter(conn)
 	return row
 }
@@ -286,22 +396,23 @@ func (d *DB) QueryRowContext(ctx context.Context, query string, args ...any) *sq
 // BeginTx starts a transaction; see [sql.DB.BeginTx]. It holds one of the
 // plugin's connections until Commit or Rollback, or until ctx ends.
 func (d *DB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) {
-	if d.conns == nil {
+	if !d.ownConns() {
 		tx, err := d.sql.BeginTx(ctx, opts)
 		if err != nil {
 			return nil, err
 		}
 		return &Tx{tx: tx, db: d}, nil
 	}
-	if err := d.acquire(ctx); err != nil {
-		return nil, err
-	}
-	tx, err := d.sql.BeginTx(ctx, opts)
+	conn, g, err := d.grab(ctx)
 	if err != nil {
-		d.release()
 		return nil, err
 	}
-	t := &Tx{tx: tx, db: d, held: true}
+	tx, err := conn.BeginTx(ctx, opts)
+	if err != nil {
+		d.putBack(conn)
+		return nil, err
+	}
+	t := &Tx{tx: tx, db: d, conn: conn, guard: g}
 	if ctx.Done() != nil {
 		// database/sql rolls the transaction back when ctx ends.
 		t.stop = context.AfterFunc(ctx, t.end)
@@ -311,25 +422,27 @@ func (d *DB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) {
 
 // Tx is a transaction: one begun with [DB.BeginTx], or the one the Manager
 // runs a [SeedOncer] hook in. Like DB, it takes "?" placeholders on every
-// dialect and knows the physical names of the plugin's tables. It is safe
-// for concurrent use.
+// dialect, knows the physical names of the plugin's tables and runs in the
+// plugin's sandbox. It is safe for concurrent use.
 type Tx struct {
 	tx *sql.Tx
 	db *DB
 	// hook names the hook whose transaction this is, for the Manager's
 	// transactions: the hook may not commit or roll it back.
 	hook string
-	// held: the transaction holds one of its plugin's tokens, given back
-	// once, by end; stop unregisters end from the context.
-	held  bool
+	// conn is the connection a transaction of the plugin's DB holds, with
+	// its guard on SQLite: given back once, by end; stop unregisters end
+	// from the context.
+	conn  *sql.Conn
+	guard *sqliteGuard
 	ended atomic.Bool
 	stop  func() bool
 }
 
-// end gives back the token of a transaction begun by a plugin's DB.
+// end gives back the connection of a transaction begun by a plugin's DB.
 func (t *Tx) end() {
-	if t.held && t.ended.CompareAndSwap(false, true) {
-		t.db.release()
+	if t.conn != nil && t.ended.CompareAndSwap(false, true) {
+		t.db.putBack(t.conn)
 	}
 }
 
@@ -343,6 +456,7 @@ func (t *Tx) finish() {
 
 // SQL returns the underlying *sql.Tx, or nil for the transaction of a
 // hook ([SeedOncer]), which only the Manager may end: use Tx's methods.
+// Its statements run in the plugin's sandbox too.
 func (t *Tx) SQL() *sql.Tx {
 	if t.hook != "" {
 		return nil
@@ -357,27 +471,33 @@ func (t *Tx) Dialect() Dialect { return t.db.dialect }
 // [DB.Table].
 func (t *Tx) Table(name string) string { return t.db.Table(name) }
 
+// TableOf returns the physical name of a table the plugin reads of a
+// dependency; see [DB.TableOf].
+func (t *Tx) TableOf(plugin, name string) string { return t.db.TableOf(plugin, name) }
+
 // Rebind rewrites the "?" placeholders of query into the dialect's form.
 func (t *Tx) Rebind(query string) string { return t.db.Rebind(query) }
 
 // ExecContext runs a statement in the transaction. Its error explains a
-// type mismatch on an inferred column as [DB.ExecContext]'s does.
+// type mismatch on an inferred column and a refusal of the sandbox as
+// [DB.ExecContext]'s does.
 func (t *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	query = t.db.Rebind(query)
 	res, err := t.tx.ExecContext(ctx, query, args...)
 	if err != nil {
-		err = t.explain(t.db.explainType(query, err))
+		err = t.explain(t.db.explain(query, err, t.guard))
 	}
 	return res, err
 }
 
 // QueryContext runs a query in the transaction. Its error explains a type
-// mismatch on an inferred column as [DB.QueryContext]'s does.
+// mismatch on an inferred column and a refusal of the sandbox as
+// [DB.QueryContext]'s does.
 func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	query = t.db.Rebind(query)
 	rows, err := t.tx.QueryContext(ctx, query, args...)
 	if err != nil {
-		err = t.explain(t.db.explainType(query, err))
+		err = t.explain(t.db.explain(query, err, t.guard))
 	}
 	return rows, err
 }

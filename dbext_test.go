@@ -69,7 +69,7 @@ func TestColumnTypesRoundTrip(t *testing.T) {
 		ctx := context.Background()
 		db := h.DB()
 		require.Equal(t, pluginhost.Dialect(e.dialect), db.Dialect())
-		require.Same(t, e.db, db.SQL())
+		require.Same(t, e.db, db.Unsandboxed())
 
 		want := map[string]string{
 			"id": "INTEGER", "t": "TEXT", "i": "INTEGER", "r": "REAL", "b": "BOOLEAN", "ts": "TIMESTAMP", "j": "TEXT", "bl": "BLOB",

@@ -113,6 +113,7 @@ type Manager struct {
 	instance   string      // names this Manager in its announcements
 	plugins    pluginTable // the plugin records and their states
 	ctl        *controller // runtime changes, one at a time
+	sandbox    sandboxState
 
 	life    sync.Mutex // serializes Start and Shutdown; guards the fields below
 	started bool
@@ -136,7 +137,8 @@ func New(cfg Config) (*Manager, error) {
 	m.ctl = &controller{m: m}
 	m.events = newEventBus(m)
 	m.extensions = newExtensionRegistry(m)
-	m.db = &DB{sql: cfg.DB, dialect: cfg.Dialect}
+	m.db = &DB{sql: cfg.DB, host: cfg.DB, dialect: cfg.Dialect}
+	m.sandbox.pg.dialect, m.sandbox.pg.prefix = cfg.Dialect, cfg.roleName("")
 	m.settings = newSettings(m.db, sealer, cfg.Logger)
 	m.settings.onChange = m.settingChanged
 	return m, nil
@@ -361,6 +363,7 @@ func (m *Manager) stop(ctx context.Context, reason string) error {
 	}
 	err := m.shutdownPlugins(ctx, m.plugins.ordered())
 	m.settings.close() // after the Shutdown hooks, which may still write
+	m.sandbox.pg.close()
 	return err
 }
 

@@ -95,6 +95,10 @@ type Manifest struct {
 	// (Config.Permissions) and a plugin protects its routes with them
 	// ([Host.Require]).
 	Permissions []string
+	// Reads lists what the plugin reads of its dependencies: their tables,
+	// granted read-only by the database engine, and their settings. Each
+	// names a plugin of Dependencies.
+	Reads []ReadGrant
 	// Config declares the plugin's config keys ([config.<key>]), in the order
 	// of their keys.
 	Config []ConfigField
@@ -110,6 +114,13 @@ type Manifest struct {
 	host    *semver.Constraints            // parsed Host; nil when empty
 	deps    map[string]*semver.Constraints // parsed Dependencies
 	lines   map[string]int                 // field path → line, from tomlpos
+}
+
+// ReadGrant is one [[reads]] entry: read-only access to tables and settings of a dependency.
+type ReadGrant struct {
+	Plugin   string   `json:"plugin"`
+	Tables   []string `json:"tables,omitempty"`
+	Settings []string `json:"settings,omitempty"`
 }
 
 // ConfigField declares one plugin config key ([config.<key>] in plugin.toml).

@@ -36,13 +36,16 @@ func onceHooks(p Plugin) []onceHook {
 // schema transaction, each through callHook: bounded by Config.HookTimeout,
 // panics contained. The first failure stops it, and the caller rolls tx
 // back; a hook left running past its timeout then finds tx over.
-func (s *schemaSession) runOnceHooks(ctx context.Context, p *plugin, tx *sql.Tx, hooks []onceHook) error {
+func (s *schemaSession) runOnceHooks(ctx context.Context, p *plugin, tx *sql.Tx, hooks []onceHook, g *schemaGuard) error {
 	if len(hooks) == 0 {
 		return nil
 	}
 	h := s.m.plugins.hostOf(p)
 	for _, hook := range hooks {
 		htx := &Tx{tx: tx, db: h.db, hook: fmt.Sprintf("plugin %q: %s", p.id, hook.where)}
+		if g != nil {
+			htx.guard = g.guard
+		}
 		err := s.m.callHook(ctx, p, hook.where, func(ctx context.Context) error {
 			if err := hook.call(ctx, h, htx); err != nil {
 				return fmt.Errorf("%s: %w", hook.where, err)

@@ -39,6 +39,8 @@ type schemaSession struct {
 	// ran into (foreign keys not enforced), which fails the bring-up.
 	foreignKeys   *bool
 	misconfigured error
+	// cat is the sandbox's view of the catalog, read once (see catalog).
+	cat *sandboxCatalog
 }
 
 // openSchemaSession takes a connection for m's schema work and reads the

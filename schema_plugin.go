@@ -83,8 +83,12 @@ func (s *schemaSession) migratePlugin(ctx context.Context, p *plugin) error {
 	}
 	// Before the once-hooks, whose statements may need it. The Host is this
 	// run's: no other run's statements are explained by this declaration.
-	if h := s.m.plugins.hostOf(p); h != nil {
+	h := s.m.plugins.hostOf(p)
+	if h != nil {
 		h.db.setInferred(decl.inferred)
+		if err := s.setUpSandbox(ctx, p, h.db, decl); err != nil {
+			return err
+		}
 	}
 	if err := s.checkForeignKeys(ctx, p, decl); err != nil {
 		return err
@@ -97,6 +101,14 @@ func (s *schemaSession) migratePlugin(ctx context.Context, p *plugin) error {
 		if plan, err = s.applySchema(ctx, p, decl); err != nil {
 			s.heal(ctx) // for the plugins after this one
 			return err
+		}
+		if s.cat != nil {
+			s.cat.stale = true // the schema work changed it
+		}
+		if h != nil {
+			if err := s.recordTables(ctx, h.db, decl, p.manifest.Reads); err != nil {
+				return err
+			}
 		}
 	}
 	s.m.plugins.addWarnings(p, plan.warnings...)
@@ -146,10 +158,7 @@ func (s *schemaSession) applySchema(ctx context.Context, p *plugin, decl *declar
 	if plan, err = planSchema(p.id, decl, s.ledger, s.devMode); err != nil {
 		return nil, err
 	}
-	if err := s.execPlan(ctx, tx, plan); err != nil {
-		return nil, err
-	}
-	if err := s.runOnceHooks(ctx, p, tx, plan.once); err != nil {
+	if err := s.runSandboxed(ctx, tx, p, plan); err != nil {
 		return nil, err
 	}
 	if err := migrate.Record(ctx, tx, s.rebind, plan.entries...); err != nil {
@@ -163,6 +172,27 @@ func (s *schemaSession) applySchema(ctx context.Context, p *plugin, decl *declar
 		s.ledger.Put(e)
 	}
 	return plan, nil
+}
+
+// runSandboxed runs the plugin's part of its schema transaction (its
+// tables, migrations and once-hooks) in its sandbox.
+func (s *schemaSession) runSandboxed(ctx context.Context, tx *sql.Tx, p *plugin, plan *schemaPlan) error {
+	var d *DB
+	if h := s.m.plugins.hostOf(p); h != nil {
+		d = h.db
+	} else {
+		d = &DB{} // not sandboxed
+	}
+	g, err := s.enterSandbox(ctx, tx, p, d)
+	if err != nil {
+		return err
+	}
+	err = s.execPlan(ctx, tx, plan)
+	if err == nil {
+		err = s.runOnceHooks(ctx, p, tx, plan.once, g)
+	}
+	err = g.explain(err)
+	return errors.Join(err, g.leave(ctx, tx, err != nil))
 }
 
 // sqliteWriteLock is the first statement of a plugin's schema transaction

@@ -140,3 +140,15 @@ func (c *countingConn) Conn() *pgx.Conn {
 	}
 	return nil
 }
+
+// authorizer is mattn/go-sqlite3's connection's authorizer, which the
+// library's SQLite sandbox registers.
+type authorizer interface {
+	RegisterAuthorizer(func(int, string, string, string) int)
+}
+
+// RegisterAuthorizer passes the SQLite sandbox's authorizer to the wrapped
+// connection.
+func (c *countingConn) RegisterAuthorizer(f func(int, string, string, string) int) {
+	c.inner.(authorizer).RegisterAuthorizer(f)
+}

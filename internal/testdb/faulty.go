@@ -173,3 +173,9 @@ func (c *faultyConn) Conn() *pgx.Conn {
 	}
 	return nil
 }
+
+// RegisterAuthorizer passes the SQLite sandbox's authorizer to the wrapped
+// connection.
+func (c *faultyConn) RegisterAuthorizer(f func(int, string, string, string) int) {
+	c.inner.(authorizer).RegisterAuthorizer(f)
+}

@@ -1,0 +1,306 @@
+package pluginhost
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"weak"
+)
+
+// The SQLite sandbox: an authorizer on the connection.
+//
+// SQLite asks a connection's authorizer about every table, column, pragma
+// and function a statement uses while it compiles the statement (and again
+// if it recompiles it after a schema change). The authorizer is
+// mattn/go-sqlite3's (*SQLiteConn).RegisterAuthorizer, reached through
+// sql.Conn.Raw with an interface assertion, so that this package does not
+// import the cgo driver and builds with CGO_ENABLED=0.
+//
+// The host's pool is shared between the host and the plugins, so the
+// authorizer is registered once per connection (a guard) and consults the
+// policy the guard holds at that moment: none (the host's statements: all
+// allowed) or one plugin's. A plugin's statement takes a connection of its
+// own from the pool (sql.Conn), sets its policy on the connection's guard,
+// compiles and runs, and clears the policy before the connection goes back
+// to the pool; a query clears it once compiled, while its rows are read,
+// and the connection returns when they are closed.
+
+// The authorizer's action codes and answers, from sqlite3.h.
+const (
+	sqliteOK   = 0
+	sqliteDeny = 1
+
+	sqliteCreateIndex     = 1
+	sqliteCreateTable     = 2
+	sqliteCreateTempIndex = 3
+	sqliteCreateTempTable = 4
+	sqliteCreateTempTrig  = 5
+	sqliteCreateTempView  = 6
+	sqliteCreateTrigger   = 7
+	sqliteCreateView      = 8
+	sqliteDelete          = 9
+	sqliteDropIndex       = 10
+	sqliteDropTable       = 11
+	sqliteDropTempIndex   = 12
+	sqliteDropTempTable   = 13
+	sqliteDropTempTrigger = 14
+	sqliteDropTempView    = 15
+	sqliteDropTrigger     = 16
+	sqliteDropView        = 17
+	sqliteInsert          = 18
+	sqlitePragma          = 19
+	sqliteRead            = 20
+	sqliteSelect          = 21
+	sqliteTransaction     = 22
+	sqliteUpdate          = 23
+	sqliteAttach          = 24
+	sqliteDetach          = 25
+	sqliteAlterTable      = 26
+	sqliteReindex         = 27
+	sqliteAnalyze         = 28
+	sqliteCreateVTable    = 29
+	sqliteDropVTable      = 30
+	sqliteFunction        = 31
+	sqliteSavepoint       = 32
+	sqliteRecursive       = 33
+)
+
+// sqliteAuthorizer is what mattn/go-sqlite3's connection offers.
+type sqliteAuthorizer interface {
+	RegisterAuthorizer(func(op int, arg1, arg2, arg3 string) int)
+}
+
+// sqlitePolicy is what one plugin's statements may do on SQLite.
+type sqlitePolicy struct {
+	plugin string
+	prefix string          // its tables' physical prefix
+	reads  map[string]bool // physical names it may read of its dependencies
+	ddl    bool            // its schema work: it may create, alter and drop its tables
+	// denyAll refuses everything: checkSQLiteStmtCache's probe.
+	denyAll bool
+}
+
+// readPragmas may be run without an argument: they read, and change
+// nothing. tablePragmas take a table or an index of the plugin's.
+var (
+	readPragmas = map[string]bool{
+		"foreign_keys": true, "user_version": true, "schema_version": true, "data_version": true,
+		"page_size": true, "page_count": true, "encoding": true, "journal_mode": true,
+		"busy_timeout": true, "compile_options": true, "freelist_count": true,
+	}
+	tablePragmas = map[string]bool{
+		"table_info": true, "table_xinfo": true, "index_list": true, "index_info": true,
+		"index_xinfo": true, "foreign_key_list": true,
+	}
+)
+
+// sqliteSchemaTables are SQLite's catalog: reading it reveals the schema,
+// not data, and SQLite reads it itself to compile statements.
+var sqliteSchemaTables = map[string]bool{
+	"sqlite_master": true, "sqlite_schema": true, "sqlite_temp_master": true, "sqlite_temp_schema": true,
+}
+
+// denial is what the authorizer refused, for the error.
+type denial struct{ action, object string }
+
+// authorize answers SQLite for one action of a statement of the plugin.
+func (p *sqlitePolicy) authorize(op int, a1, a2, a3 string) *denial {
+	own := func(t string) bool { return strings.HasPrefix(t, p.prefix) && a3ok(a3) }
+	if p.denyAll {
+		return &denial{"run", "anything"}
+	}
+	switch op {
+	case sqliteSelect, sqliteTransaction, sqliteSavepoint, sqliteRecursive:
+		return nil
+	case sqliteFunction:
+		if strings.EqualFold(a2, "load_extension") {
+			return &denial{"call", "function load_extension"}
+		}
+		return nil
+	case sqliteRead:
+		// A name in no database (a3 "") is a common table expression.
+		if a3 == "" || own(a1) || p.reads[a1] && a3ok(a3) || sqliteSchemaTables[a1] || a1 == "sqlite_sequence" {
+			return nil
+		}
+		return &denial{"read", fmt.Sprintf("table %q", a1)}
+	case sqliteInsert, sqliteUpdate, sqliteDelete:
+		// SQLite asks to write its catalog for the plugin's schema changes,
+		// themselves authorized one by one.
+		if own(a1) || a1 == "sqlite_sequence" || p.ddl && (a1 == "sqlite_master" || a1 == "sqlite_schema") && a3ok(a3) {
+			return nil
+		}
+		if p.reads[a1] {
+			return &denial{"write", fmt.Sprintf("table %q, which it may only read", a1)}
+		}
+		return &denial{"write", fmt.Sprintf("table %q", a1)}
+	case sqlitePragma:
+		return p.pragma(a1, a2)
+	case sqliteAttach, sqliteDetach:
+		return &denial{"attach or detach", fmt.Sprintf("database %q", a1)}
+	case sqliteCreateTempIndex, sqliteCreateTempTable, sqliteCreateTempTrig, sqliteCreateTempView,
+		sqliteDropTempIndex, sqliteDropTempTable, sqliteDropTempTrigger, sqliteDropTempView:
+		return &denial{"create or drop", fmt.Sprintf("temporary object %q, which could hide a table of the host's connection", a1)}
+	}
+	return p.schemaChange(op, a1, a2, a3)
+}
+
+// a3ok: the object is in the main database, the only one a plugin uses.
+func a3ok(db string) bool { return db == "" || db == "main" }
+
+// pragma allows the pragmas that read, on the plugin's own tables.
+func (p *sqlitePolicy) pragma(name, arg string) *denial {
+	name = strings.ToLower(name)
+	switch {
+	case tablePragmas[name] && (strings.HasPrefix(arg, p.prefix) || p.reads[arg]):
+		return nil
+	case arg == "" && readPragmas[name]:
+		return nil
+	}
+	if arg != "" {
+		return &denial{"run", fmt.Sprintf("PRAGMA %s(%s)", name, arg)}
+	}
+	return &denial{"run", fmt.Sprintf("PRAGMA %s", name)}
+}
+
+// schemaChange allows creating, altering and dropping the plugin's own
+// tables, indexes, views and triggers during its schema work only.
+func (p *sqlitePolicy) schemaChange(op int, a1, a2, a3 string) *denial {
+	var object, table string
+	switch op {
+	case sqliteCreateTable, sqliteDropTable, sqliteCreateView, sqliteDropView, sqliteAnalyze:
+		object, table = fmt.Sprintf("table %q", a1), a1
+	case sqliteCreateIndex, sqliteDropIndex, sqliteCreateTrigger, sqliteDropTrigger:
+		object, table = fmt.Sprintf("table %q", a2), a2
+	case sqliteAlterTable:
+		object, table = fmt.Sprintf("table %q", a2), a2
+		a3 = a1 // ALTER TABLE passes the database first
+	case sqliteCreateVTable, sqliteDropVTable:
+		object, table = fmt.Sprintf("virtual table %q", a1), a1
+	case sqliteReindex:
+		object, table = fmt.Sprintf("index %q", a1), a1
+	default:
+		return &denial{"run", fmt.Sprintf("an action SQLite numbers %d", op)}
+	}
+	switch {
+	case op == sqliteCreateTable && table == "sqlite_sequence" && p.ddl:
+		return nil // SQLite's, for the first AUTOINCREMENT column
+	case !strings.HasPrefix(table, p.prefix) || !a3ok(a3):
+		return &denial{"change the schema of", object + ", which is not one of its tables"}
+	case !p.ddl && op != sqliteAnalyze && op != sqliteReindex:
+		return &denial{"change the schema of", object + " outside its migrations: tables change through its declarations and migrations"}
+	}
+	return nil
+}
+
+// sqliteGuard is the authorizer state of one connection.
+type sqliteGuard struct {
+	policy atomic.Pointer[sqlitePolicy]
+	denied atomic.Pointer[denial] // the last action refused
+}
+
+// callback is the authorizer registered on the guard's connection.
+func (g *sqliteGuard) callback(op int, a1, a2, a3 string) int {
+	p := g.policy.Load()
+	if p == nil {
+		return sqliteOK
+	}
+	if d := p.authorize(op, a1, a2, a3); d != nil {
+		g.denied.Store(d)
+		return sqliteDeny
+	}
+	return sqliteOK
+}
+
+// guards maps each driver connection the sandbox used to its guard. The
+// keys are weak: a connection the pool closed is dropped from the map
+// once it is collected.
+var guards sync.Map // weak.Pointer[byte] → *sqliteGuard
+
+// guardOf returns the guard of a driver connection, registering its
+// authorizer the first time.
+func guardOf(dc any) (*sqliteGuard, error) {
+	a, ok := dc.(sqliteAuthorizer)
+	if !ok {
+		return nil, fmt.Errorf("the SQLite driver's connection (%T) has no RegisterAuthorizer: the sandbox needs github.com/mattn/go-sqlite3; or set Config.SandboxOff", dc)
+	}
+	v := reflect.ValueOf(dc)
+	if v.Kind() != reflect.Pointer {
+		return nil, fmt.Errorf("the SQLite driver's connection (%T) is not a pointer", dc)
+	}
+	base := (*byte)(v.UnsafePointer())
+	key := weak.Make(base)
+	if g, ok := guards.Load(key); ok {
+		return g.(*sqliteGuard), nil
+	}
+	g := &sqliteGuard{}
+	a.RegisterAuthorizer(g.callback)
+	guards.Store(key, g)
+	runtime.AddCleanup(base, func(k weak.Pointer[byte]) { guards.Delete(k) }, key)
+	return g, nil
+}
+
+// setPolicy sets (or, with nil, clears) the policy of conn's guard.
+func setPolicy(conn *sql.Conn, p *sqlitePolicy) (*sqliteGuard, error) {
+	var g *sqliteGuard
+	err := conn.Raw(func(dc any) error {
+		var err error
+		if g, err = guardOf(dc); err != nil {
+			return err
+		}
+		g.policy.Store(p)
+		if p != nil {
+			g.denied.Store(nil)
+		}
+		return nil
+	})
+	return g, err
+}
+
+// explainDenial turns err, the error of a statement the guard's policy
+// refused, into a *SandboxError; other errors are returned as they are.
+func (g *sqliteGuard) explainDenial(plugin string, err error) error {
+	if err == nil || g == nil || !strings.Contains(err.Error(), "not authorized") {
+		return err
+	}
+	d := g.denied.Load()
+	if d == nil {
+		return err
+	}
+	return &SandboxError{Plugin: plugin, Action: d.action, Object: d.object, Err: err}
+}
+
+// checkSQLiteStmtCache fails when the connections keep compiled
+// statements between uses (go-sqlite3's _stmt_cache_size): a cached
+// statement runs without asking the authorizer again, so a plugin could
+// run one the host compiled. It compiles a probe as the host, then runs it
+// again under a policy that refuses everything: only a statement served
+// from a cache is not refused.
+func checkSQLiteStmtCache(ctx context.Context, db *sql.DB) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	const probe = `SELECT 1 WHERE 0 /* pluginhost sandbox probe */`
+	var n int
+	if err := conn.QueryRowContext(ctx, probe).Scan(&n); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sandbox probe: %w", err)
+	}
+	if _, err := setPolicy(conn, &sqlitePolicy{denyAll: true}); err != nil {
+		return err
+	}
+	err = conn.QueryRowContext(ctx, probe).Scan(&n)
+	if _, rerr := setPolicy(conn, nil); rerr != nil {
+		return rerr
+	}
+	if err == nil || errors.Is(err, sql.ErrNoRows) {
+		return errors.New("the SQLite connections cache compiled statements (_stmt_cache_size in the DSN), which would run a cached statement without asking the sandbox's authorizer: remove _stmt_cache_size, or set Config.SandboxOff")
+	}
+	return nil
+}
