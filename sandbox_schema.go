@@ -35,6 +35,20 @@ func (s *schemaSession) setUpSandbox(ctx context.Context, p *plugin, d *DB, decl
 	if !cfg.sandboxed(p.id) {
 		return s.recordTables(ctx, d, decl, reads)
 	}
+	if err := s.sandboxHandle(ctx, p, d, readTables); err != nil {
+		// The database, not the plugin, is at fault: Start fails.
+		if s.misconfigured == nil {
+			s.misconfigured = err
+		}
+		return err
+	}
+	d.sandboxed = true
+	return s.recordTables(ctx, d, decl, reads)
+}
+
+// sandboxHandle sets up d's sandbox for the dialect.
+func (s *schemaSession) sandboxHandle(ctx context.Context, p *plugin, d *DB, readTables []string) error {
+	cfg := &s.m.cfg
 	switch s.dialect {
 	case SQLite:
 		if !s.m.sandbox.sqliteChecked {
@@ -67,8 +81,7 @@ func (s *schemaSession) setUpSandbox(ctx context.Context, p *plugin, d *DB, decl
 		}
 		d.sql = pool
 	}
-	d.sandboxed = true
-	return s.recordTables(ctx, d, decl, reads)
+	return nil
 }
 
 // recordTables records the tables DB.Table accepts: the declared ones
