@@ -97,6 +97,11 @@ type PluginStatus struct {
 	// Rejected counts the requests answered 503 since Start because the
 	// plugin already served Config.MaxInFlight of them.
 	Rejected int64 `json:"rejected,omitempty"`
+	// Sandbox says how the database sandbox confines the plugin's
+	// statements: "sqlite authorizer", "postgres role <role>" (with
+	// "(own login)" under Config.PluginDB), or "off: …" naming the Config
+	// field that left it outside.
+	Sandbox string `json:"sandbox"`
 }
 
 // Manager runs the plugins of a registry: it resolves them, migrates the
@@ -312,6 +317,7 @@ func (m *Manager) Status() []PluginStatus {
 	out := m.withPermissions(m.plugins.statuses(m.settings.missing, m.events.dropped))
 	mounts := m.plugins.mounts.Load().byID
 	for i := range out {
+		out[i].Sandbox = m.cfg.sandboxName(out[i].ID)
 		if mnt := mounts[out[i].ID]; mnt != nil {
 			out[i].Rejected = mnt.rejected.Load()
 			if mnt.running {

@@ -66,6 +66,21 @@ func (c *Config) sandboxed(id string) bool {
 	return !c.SandboxOff && !slices.Contains(c.Unsandboxed, id)
 }
 
+// sandboxName is PluginStatus.Sandbox for plugin id.
+func (c *Config) sandboxName(id string) string {
+	switch {
+	case c.SandboxOff:
+		return "off: Config.SandboxOff"
+	case slices.Contains(c.Unsandboxed, id):
+		return "off: Config.Unsandboxed"
+	case c.Dialect == Postgres && c.PluginDB != nil:
+		return "postgres role " + c.roleName(id) + " (own login)"
+	case c.Dialect == Postgres:
+		return "postgres role " + c.roleName(id)
+	}
+	return "sqlite authorizer"
+}
+
 // tableSet is what a plugin's DB.Table accepts: its declared tables, the
 // tables its migrations created (both as declared names), and per
 // dependency the tables it reads.

@@ -33,6 +33,7 @@ func (s *schemaSession) setUpSandbox(ctx context.Context, p *plugin, d *DB, decl
 		readTables = append(readTables, physicalTables(g)...)
 	}
 	if !cfg.sandboxed(p.id) {
+		p.logger.Warn("the plugin's statements run outside the database sandbox, with the host's full access", "why", cfg.sandboxName(p.id))
 		return s.recordTables(ctx, d, decl, reads)
 	}
 	if err := s.sandboxHandle(ctx, p, d, readTables); err != nil {

@@ -19,20 +19,24 @@
 //
 //	-addr ADDR             address to serve on (:8080)
 //	-db DSN                SQLite file or postgres:// URL (pluginhost-example.db)
-//	-max-conns N           most database connections the pool holds, open or
-//	                       idle (4); on PostgreSQL the host holds one more, the
-//	                       connection that listens for other replicas' changes
+//	-max-conns N           most database connections the host's pool holds,
+//	                       open or idle (3); on PostgreSQL the host holds one
+//	                       more, the connection that listens for other
+//	                       replicas' changes
+//	-plugin-conns N        most connections each plugin's statements hold at
+//	                       once (1; Config.MaxConns); on PostgreSQL each
+//	                       sandboxed plugin has a pool of its own, of as many
 //	-start-timeout D       longest the start may take (2m): waiting for the
 //	                       migration lock another replica holds, the
 //	                       migrations, the plugins' hooks; then the host exits
 //	                       with an error saying so, for its supervisor to
 //	                       restart it
 //
-// Sixteen hosts with the default pool hold at most 16 × (4+1) = 80
+// Sixteen hosts with the defaults hold at most 16 × (3 + 2×1 + 1) = 96
 // connections on one PostgreSQL server, within its default max_connections
-// of 100: measured, 16 host processes loaded by 8 clients each held 80,
-// counted in pg_stat_activity (TestManyHostsUnderLoadHoldTheirPoolsOnly
-// checks the bound the same way, with -max-conns 2).
+// of 100: the host's pool, the pools of its two plugins and the listener
+// (TestManyHostsUnderLoadHoldTheirPoolsOnly counts them in
+// pg_stat_activity under load, with -max-conns 2).
 //
 // The start timeout is the deadline of Start's context, which bounds
 // pluginhost's wait for the PostgreSQL migration lock while another replica
@@ -101,12 +105,14 @@ func main() {
 type options struct {
 	addr, db     string
 	maxConns     int
+	pluginConns  int
 	startTimeout time.Duration
 }
 
 // Defaults of the flags that bound what the host holds and waits for.
 const (
-	defaultMaxConns     = 4
+	defaultMaxConns     = 3
+	defaultPluginConns  = 1
 	defaultStartTimeout = 2 * time.Minute
 )
 
@@ -118,6 +124,8 @@ func parseOptions(args []string) (options, error) {
 	fsFlags.StringVar(&opts.db, "db", "pluginhost-example.db", "SQLite file, or a postgres:// URL")
 	fsFlags.IntVar(&opts.maxConns, "max-conns", defaultMaxConns,
 		"most database connections the pool holds, open or idle (on PostgreSQL the change listener holds one more)")
+	fsFlags.IntVar(&opts.pluginConns, "plugin-conns", defaultPluginConns,
+		"most database connections each plugin's statements hold at once (on PostgreSQL, the size of its own pool)")
 	fsFlags.DurationVar(&opts.startTimeout, "start-timeout", defaultStartTimeout,
 		"longest the start may take, waiting for the migration lock of another replica included")
 	if err := fsFlags.Parse(args); err != nil {
@@ -125,6 +133,9 @@ func parseOptions(args []string) (options, error) {
 	}
 	if opts.maxConns < 1 {
 		return opts, fmt.Errorf("-max-conns %d: the pool needs at least 1 connection", opts.maxConns)
+	}
+	if opts.pluginConns < 1 {
+		return opts, fmt.Errorf("-plugin-conns %d: a plugin needs at least 1 connection", opts.pluginConns)
 	}
 	if opts.startTimeout <= 0 {
 		return opts, fmt.Errorf("-start-timeout %s: give a positive duration, such as %s", opts.startTimeout, defaultStartTimeout)
@@ -214,6 +225,7 @@ func newApp(ctx context.Context, opts options, reg *pluginhost.Registry, logger 
 				Description: "The name the service shows."},
 		},
 		SecretKey: key,
+		MaxConns:  opts.pluginConns,
 	})
 	if err != nil {
 		db.Close()
