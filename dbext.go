@@ -369,28 +369,66 @@ func (d *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.
 	return rows, nil
 }
 
-// QueryRowContext runs a query returning at most one row; see
-// [sql.DB.QueryRowContext]. Its error, from Scan, is the driver's own: the
-// notes [DB.ExecContext] adds are not made there. The row holds one of the
-// plugin's connections until it is scanned; when ctx ends before one is
-// free, the Row's error is ctx's.
-func (d *DB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+// QueryRowContext runs a query returning at most one row, as
+// [sql.DB.QueryRowContext] does: its error, sql.ErrNoRows included, comes
+// from Row.Scan, explained as [DB.ExecContext]'s. The row holds one of the
+// plugin's connections until it is scanned.
+func (d *DB) QueryRowContext(ctx context.Context, query string, args ...any) *Row {
 	query = d.Rebind(query)
 	if !d.ownConns() {
-		return d.sql.QueryRowContext(ctx, query, args...)
+		return &Row{row: d.sql.QueryRowContext(ctx, query, args...)}
 	}
-	conn, _, err := d.grab(ctx)
+	conn, g, err := d.grab(ctx)
 	if err != nil {
-		// A Row that carries a context error and runs nothing: never
-		// outside the plugin's connection.
-		cctx, cancel := context.WithCancel(ctx)
-		cancel()
-		return d.sql.QueryRowContext(cctx, query, args...)
+		return &Row{err: err}
 	}
-	row := conn.QueryRowContext(ctx, query, args...)
+	rows, err := conn.QueryContext(ctx, query, args...)
 	d.unguard(conn)
-	go d.releaseAfter(conn)
-	return row
+	if err != nil {
+		d.releaseAfter(conn)
+		return &Row{err: d.explain(query, err, g)}
+	}
+	return &Row{rows: rows, done: func() { d.releaseAfter(conn) }}
+}
+
+// Row is the result of [DB.QueryRowContext]: like [sql.Row], it holds
+// the query's error, if any, until Scan.
+type Row struct {
+	row  *sql.Row  // the query ran on the pool
+	rows *sql.Rows // the query ran on a connection of its own, given back by done
+	done func()
+	err  error
+}
+
+// Scan copies the columns of the row into dest, as [sql.Row.Scan] does:
+// sql.ErrNoRows when the query returned no row.
+func (r *Row) Scan(dest ...any) error {
+	switch {
+	case r.row != nil:
+		return r.row.Scan(dest...)
+	case r.err != nil:
+		return r.err
+	}
+	defer r.done()
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	return r.rows.Close()
+}
+
+// Err returns the query's error, without scanning, as [sql.Row.Err] does.
+func (r *Row) Err() error {
+	if r.row != nil {
+		return r.row.Err()
+	}
+	return r.err
 }
 
 // BeginTx starts a transaction; see [sql.DB.BeginTx]. It holds one of the

@@ -1,0 +1,86 @@
+package pluginhost_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pluginhost/pluginhost"
+	"github.com/pluginhost/pluginhost/internal/testdb"
+)
+
+// BenchmarkSandbox measures what the database sandbox costs a plugin's
+// statements: a primary-key SELECT and an INSERT through the plugin's
+// sandboxed DB against the same statements on the host's raw *sql.DB, per
+// dialect. Each iteration runs both, one after the other, so that both
+// see the same machine; it reports their times and the ratio
+// (sandboxed/raw), which the issue bounds at 1.10.
+func BenchmarkSandbox(b *testing.B) {
+	for _, d := range []testdb.Dialect{testdb.SQLite, testdb.Postgres} {
+		b.Run(string(d), func(b *testing.B) {
+			db, _ := testdb.Open(b, d)
+			h := sandboxedHost(b, db)
+			plugin, raw := h.DB(), db
+			table := plugin.Table("items")
+			ctx := context.Background()
+			_, err := plugin.ExecContext(ctx, `INSERT INTO `+table+` (title) VALUES ('first')`)
+			require.NoError(b, err)
+			selectQ := `SELECT id, title FROM ` + table + ` WHERE id = ?`
+			insertQ := `INSERT INTO ` + table + ` (title) VALUES (?)`
+			b.Run("select", func(b *testing.B) {
+				var id int64
+				var title string
+				compare(b,
+					func() error { return raw.QueryRowContext(ctx, plugin.Rebind(selectQ), 1).Scan(&id, &title) },
+					func() error { return plugin.QueryRowContext(ctx, selectQ, 1).Scan(&id, &title) })
+			})
+			b.Run("insert", func(b *testing.B) {
+				compare(b,
+					func() error { _, err := raw.ExecContext(ctx, plugin.Rebind(insertQ), "x"); return err },
+					func() error { _, err := plugin.ExecContext(ctx, insertQ, "x"); return err })
+			})
+		})
+	}
+}
+
+// compare runs raw and sandboxed once each per iteration and reports
+// their mean times and the ratio of the sandboxed to the raw.
+func compare(b *testing.B, raw, sandboxed func() error) {
+	var tRaw, tBox time.Duration
+	n := 0
+	for b.Loop() {
+		n++
+		start := time.Now()
+		if err := raw(); err != nil {
+			b.Fatal(err)
+		}
+		mid := time.Now()
+		if err := sandboxed(); err != nil {
+			b.Fatal(err)
+		}
+		tRaw += mid.Sub(start)
+		tBox += time.Since(mid)
+	}
+	b.ReportMetric(float64(tRaw.Nanoseconds())/float64(n), "raw-ns/op")
+	b.ReportMetric(float64(tBox.Nanoseconds())/float64(n), "sandboxed-ns/op")
+	b.ReportMetric(float64(tBox)/float64(tRaw), "ratio")
+}
+
+// sandboxedHost starts a plugin with one table, in the sandbox, and
+// returns its Host.
+func sandboxedHost(b *testing.B, db *sql.DB) *pluginhost.Host {
+	var h *pluginhost.Host
+	p := &fake{manifest: manifest("bench-box", "1.0.0"), tables: []pluginhost.Table{
+		{Name: "items", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}, {Name: "title"}}},
+	}, init: func(_ context.Context, host *pluginhost.Host) error { h = host; return nil }}
+	m, err := pluginhost.New(pluginhost.Config{DB: db, Registry: registry(b, p), Logger: discardLogger(), RequireAll: true})
+	require.NoError(b, err)
+	require.NoError(b, m.Start(context.Background()))
+	b.Cleanup(func() { _ = m.Shutdown(context.Background()) })
+	require.Equal(b, "running", string(status(b, m, "bench-box").State))
+	require.NotEqual(b, "", status(b, m, "bench-box").Sandbox)
+	return h
+}
