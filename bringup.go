@@ -138,7 +138,9 @@ func (m *Manager) dropStopped(targets []*plugin) {
 
 // mergeSettings is the settings phase: it adds the settings of the
 // starting plugins among targets to those merged before (the core's first),
-// in that order; a plugin whose settings are refused fails.
+// in that order; a plugin whose settings are refused fails. The settings
+// a plugin's [[reads]] grant are checked against what their owners
+// declare, with a warning for each that cannot be read.
 func (m *Manager) mergeSettings(ctx context.Context, targets []*plugin) error {
 	first := m.sources == nil
 	base := m.sources
@@ -168,7 +170,9 @@ func (m *Manager) mergeSettings(ctx context.Context, targets []*plugin) error {
 		m.plugins.addWarnings(p, o.warnings...)
 		if o.err != nil {
 			m.plugins.fail(p, PhaseSettings, o.err)
+			continue
 		}
+		m.plugins.addWarnings(p, m.settings.grantWarnings(p.manifest.Reads)...)
 	}
 	return nil
 }

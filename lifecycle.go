@@ -82,6 +82,9 @@ type PluginStatus struct {
 	Permissions []Permission  `json:"permissions,omitempty"`
 	Routes      []RouteInfo   `json:"routes,omitempty"`
 	Timings     []PhaseTiming `json:"timings,omitempty"`
+	// Reads lists the read grants the plugin's manifest declares
+	// ([[reads]]): the tables and settings of its dependencies it reads.
+	Reads []ReadGrant `json:"reads,omitempty"`
 	// Panics counts the panics recovered in the plugin's code since Start.
 	Panics int `json:"panics,omitempty"`
 	// Overruns counts the calls into the plugin's code that the Manager

@@ -117,10 +117,50 @@ type Manifest struct {
 }
 
 // ReadGrant is one [[reads]] entry: read-only access to tables and settings of a dependency.
+//
+// In plugin.toml:
+//
+//	[dependencies]
+//	notes = "^1.0"
+//
+//	[[reads]]
+//	plugin = "notes"
+//	tables = ["notes"]
+//	settings = ["notes.max_body_length"]
+//
+// Plugin is one of the manifest's Dependencies, never the plugin itself,
+// and has one entry at most. Tables are declared (not physical) table
+// names of that plugin, each once; Settings are keys in its namespace
+// (their first dot-separated segment is its id or camelCase id), each once.
+// An entry lists at least one table or setting. A granted setting is
+// readable through the plugin's [Host.Settings], unless it is encrypted:
+// another plugin's encrypted setting is never readable.
 type ReadGrant struct {
 	Plugin   string   `json:"plugin"`
 	Tables   []string `json:"tables,omitempty"`
 	Settings []string `json:"settings,omitempty"`
+}
+
+// readsOf returns the manifest's grant on plugin, or nil when it has none.
+func (m *Manifest) readsOf(plugin string) *ReadGrant {
+	for i := range m.Reads {
+		if m.Reads[i].Plugin == plugin {
+			return &m.Reads[i]
+		}
+	}
+	return nil
+}
+
+// cloneGrants returns a deep copy of grants, nil for none.
+func cloneGrants(grants []ReadGrant) []ReadGrant {
+	if len(grants) == 0 {
+		return nil
+	}
+	out := make([]ReadGrant, len(grants))
+	for i, g := range grants {
+		out[i] = ReadGrant{Plugin: g.Plugin, Tables: slices.Clone(g.Tables), Settings: slices.Clone(g.Settings)}
+	}
+	return out
 }
 
 // ConfigField declares one plugin config key ([config.<key>] in plugin.toml).

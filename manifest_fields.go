@@ -10,6 +10,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/pluginhost/pluginhost/internal/pluginid"
+	"github.com/pluginhost/pluginhost/internal/sqlgen"
 )
 
 // Limits on the other names a manifest declares.
@@ -28,7 +29,7 @@ var (
 // parse reads the top-level table of plugin.toml into p.m.
 func (p *manifestParser) parse(top tomlTable) {
 	top.warnUnknown("id", "name", "version", "description", "author", "host",
-		"dependencies", "permissions", "config", "setting_groups", "settings")
+		"dependencies", "permissions", "reads", "config", "setting_groups", "settings")
 	p.id(top)
 	p.name(top)
 	p.version(top)
@@ -37,6 +38,7 @@ func (p *manifestParser) parse(top tomlTable) {
 	p.host(top)
 	p.dependencies(top)
 	p.permissions(top)
+	p.reads(top)
 	p.config(top)
 	p.settingGroups(top)
 	p.settings(top)
@@ -162,6 +164,110 @@ func (p *manifestParser) permissions(top tomlTable) {
 			p.m.Permissions = append(p.m.Permissions, s)
 		}
 	}
+}
+
+// reads reads the [[reads]] tables, the plugin's read grants on its
+// dependencies' tables and settings. It runs after dependencies, whose ids
+// each entry's plugin must be one of.
+func (p *manifestParser) reads(top tomlTable) {
+	seen := map[string]string{} // plugin id → path of the entry naming it
+	for _, t := range top.tables("reads") {
+		t.warnUnknown("plugin", "tables", "settings")
+		plugin, valid := p.readsPlugin(t, seen)
+		tables, nt := t.strs("tables")
+		settings, ns := t.strs("settings")
+		if nt == 0 && ns == 0 { // absent or empty; -1 is a type already reported
+			p.fail(t.path, errors.New(`grants nothing: list the dependency's tables (tables = ["name"]) or settings (settings = ["key"]) to read, or remove this entry`))
+		}
+		p.m.Reads = append(p.m.Reads, ReadGrant{
+			Plugin:   plugin,
+			Tables:   p.readsTables(tables, plugin, valid),
+			Settings: p.readsSettings(settings, plugin, valid),
+		})
+	}
+}
+
+// readsPlugin reads the plugin of a [[reads]] entry, which must be one of
+// the manifest's dependencies, not the plugin itself, and named by no other
+// entry. valid reports whether it is a well-formed plugin id, against which
+// tables and setting keys can be checked.
+func (p *manifestParser) readsPlugin(t tomlTable, seen map[string]string) (plugin string, valid bool) {
+	if !t.require("plugin", `plugin = "<a dependency's id>"`) {
+		return "", false
+	}
+	plugin, ok := t.str("plugin")
+	if !ok {
+		return "", false
+	}
+	field := t.field("plugin")
+	_, isDep := p.m.Dependencies[plugin]
+	switch first, dup := seen[plugin]; {
+	case plugin == p.plugin:
+		p.fail(field, fmt.Errorf("plugin %q cannot grant itself reads: its own tables and settings are its own already; remove this entry", plugin))
+	case !isDep:
+		p.fail(field, fmt.Errorf("plugin %q is not one of this plugin's dependencies: add %s = \"<version constraint>\" under [dependencies], or remove this entry", plugin, tomlKey(plugin)))
+	case dup:
+		p.fail(field, fmt.Errorf("plugin %q already has an entry at %s%s: list all its tables and settings in that one", plugin, first, p.at(first)))
+	default:
+		seen[plugin] = field
+	}
+	return plugin, validateID(plugin) == nil
+}
+
+// readsTables checks the tables of a [[reads]] entry: declared table names
+// of plugin (valid: a well-formed id), each once.
+func (p *manifestParser) readsTables(tables []listItem, plugin string, valid bool) []string {
+	var out []string
+	for _, it := range tables {
+		err := sqlgen.ValidName("table", it.s)
+		switch {
+		case slices.Contains(out, it.s):
+			err = fmt.Errorf("table %q listed twice: list each table once", it.s)
+		case err != nil:
+			err = fmt.Errorf("%w; write the table's name as plugin %q declares it, not its physical name", err, plugin)
+		case valid:
+			_, err = PhysicalTableName(plugin, it.s)
+		}
+		if err != nil {
+			p.fail(it.path, err)
+			continue
+		}
+		out = append(out, it.s)
+	}
+	return out
+}
+
+// readsSettings checks the settings of a [[reads]] entry: keys in plugin's
+// namespace (valid: a well-formed id), each once.
+func (p *manifestParser) readsSettings(keys []listItem, plugin string, valid bool) []string {
+	var out []string
+	for _, it := range keys {
+		var err error
+		switch {
+		case slices.Contains(out, it.s):
+			err = fmt.Errorf("setting %q listed twice: list each setting once", it.s)
+		case len(it.s) > maxSettingKeyLen:
+			err = fmt.Errorf("setting key is %d bytes long; the limit is %d", len(it.s), maxSettingKeyLen)
+		case !settingKeyRE.MatchString(it.s):
+			err = fmt.Errorf("%q is not a valid setting key: use dot-separated words of letters, digits, \"_\" and \"-\", starting with a letter, such as \"notes.max_items\"", it.s)
+		case valid && !inNamespace(plugin, it.s):
+			err = fmt.Errorf("setting %q is outside plugin %q's namespace (its keys start with %s): a grant names the dependency's own settings", it.s, plugin, namespaceHint(plugin))
+		}
+		if err != nil {
+			p.fail(it.path, err)
+			continue
+		}
+		out = append(out, it.s)
+	}
+	return out
+}
+
+// tomlKey returns id as a TOML key, quoted when a bare key cannot hold it.
+func tomlKey(id string) string {
+	if id != "" && strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == "" {
+		return id
+	}
+	return fmt.Sprintf("%q", id)
 }
 
 // config reads the [config.<key>] tables, in the order of their keys.

@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -149,6 +150,40 @@ func (t tomlTable) integer(key string) (n int, ok bool) {
 		return 0, false
 	}
 	return int(i), true
+}
+
+// listItem is one string of an array and its path ("reads[0].tables[1]").
+type listItem struct {
+	s    string
+	path string
+}
+
+// strs returns the strings of the array at key, reporting another type, an
+// element that is not a string and an empty string. n is the array's length,
+// its elements in error included; 0 when key is absent, -1 when it is not an
+// array.
+func (t tomlTable) strs(key string) (items []listItem, n int) {
+	v, present := t.m[key]
+	if !present {
+		return nil, 0
+	}
+	list, ok := v.([]any)
+	if !ok {
+		t.wrongType(key, "an array of strings", v)
+		return nil, -1
+	}
+	for i, e := range list {
+		path := fmt.Sprintf("%s[%d]", t.field(key), i)
+		switch s, ok := e.(string); {
+		case !ok:
+			t.p.fail(path, fmt.Errorf("must be a string, not %s", tomlType(e)))
+		case s == "":
+			t.p.fail(path, errors.New("must not be empty: remove it or write a name"))
+		default:
+			items = append(items, listItem{s: s, path: path})
+		}
+	}
+	return items, len(list)
 }
 
 // sub returns the table at key, reporting another type; syntax shows how a

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -133,6 +134,20 @@ func TestParseManifestGood(t *testing.T) {
 			},
 		},
 		{
+			file: "reads.toml",
+			want: Manifest{
+				ID:           "audit",
+				Name:         "Audit",
+				Version:      "1.0.0",
+				Dependencies: map[string]string{"notes": "^1.0", "my-vault": "*"},
+				Reads: []ReadGrant{
+					{Plugin: "notes", Tables: []string{"notes", "note_tags"}, Settings: []string{"notes.max_body_length"}},
+					{Plugin: "my-vault", Settings: []string{"myVault.mode", "my-vault.region"}},
+				},
+				Warnings: []string{`unknown field "reads[0].mode" (line 14) ignored`},
+			},
+		},
+		{
 			file: "crlf.toml",
 			want: Manifest{
 				ID:       "crlf",
@@ -243,6 +258,19 @@ func TestParseManifestBad(t *testing.T) {
 		{file: "config-not-table.toml", plugin: "notes", field: "config.api_token", line: 6, msg: "must be a table ([config.api_token]), not a string"},
 		{file: "group-duplicate-id.toml", plugin: "notes", field: "setting_groups[1].id", line: 10, msg: `duplicate setting group "notes": already defined at setting_groups[0].id (line 6)`},
 		{file: "group-sort-order-not-integer.toml", plugin: "notes", field: "setting_groups[0].sort_order", line: 8, msg: "must be an integer, not a float"},
+		{file: "reads-not-dependency.toml", plugin: "audit", field: "reads[0].plugin", line: 6, msg: `plugin "notes" is not one of this plugin's dependencies: add notes = "<version constraint>" under [dependencies]`},
+		{file: "reads-self.toml", plugin: "audit", field: "reads[0].plugin", line: 9, msg: `plugin "audit" cannot grant itself reads`},
+		{file: "reads-duplicate-plugin.toml", plugin: "audit", field: "reads[1].plugin", line: 13, msg: `plugin "notes" already has an entry at reads[0].plugin (line 9)`},
+		{file: "reads-grants-nothing.toml", plugin: "audit", field: "reads[0]", line: 8, msg: "grants nothing: list the dependency's tables"},
+		{file: "reads-missing-plugin.toml", plugin: "audit", field: "reads[0].plugin", line: 8, msg: "missing required field"},
+		{file: "reads-not-array.toml", plugin: "audit", field: "reads", line: 4, msg: "must be an array of tables ([[reads]]), not a string"},
+		{file: "reads-table-invalid.toml", plugin: "audit", field: "reads[0].tables[1]", line: 10, msg: `table "notes__notes": invalid name`},
+		{file: "reads-table-duplicate.toml", plugin: "audit", field: "reads[0].tables[1]", line: 10, msg: `table "notes" listed twice`},
+		{file: "reads-tables-not-array.toml", plugin: "audit", field: "reads[0].tables", line: 10, msg: "must be an array of strings, not a string"},
+		{file: "reads-tables-not-strings.toml", plugin: "audit", field: "reads[0].tables[1]", line: 10, msg: "must be a string, not an integer"},
+		{file: "reads-setting-outside-namespace.toml", plugin: "audit", field: "reads[0].settings[0]", line: 10, msg: `setting "app.name" is outside plugin "notes"'s namespace (its keys start with "notes.")`},
+		{file: "reads-setting-duplicate.toml", plugin: "audit", field: "reads[0].settings[1]", line: 10, msg: `setting "notes.title" listed twice`},
+		{file: "reads-setting-key-invalid.toml", plugin: "audit", field: "reads[0].settings[0]", line: 10, msg: `"notes..title" is not a valid setting key`},
 		{file: "too-deep.toml", plugin: "notes", line: 7, msg: "nested 17 levels deep, more than the limit of 16 (MaxManifestDepth"},
 	}
 	for _, tt := range tests {
@@ -522,6 +550,18 @@ func FuzzParseManifest(f *testing.F) {
 		for id := range m.Dependencies {
 			require.NoError(t, validateID(id))
 			require.NotNil(t, m.deps[id])
+		}
+		for _, g := range m.Reads {
+			require.Contains(t, m.Dependencies, g.Plugin)
+			require.NotEqual(t, m.ID, g.Plugin)
+			require.NotEmpty(t, append(slices.Clone(g.Tables), g.Settings...))
+			for _, table := range g.Tables {
+				_, err := PhysicalTableName(g.Plugin, table)
+				require.NoError(t, err)
+			}
+			for _, key := range g.Settings {
+				require.True(t, inNamespace(g.Plugin, key), key)
+			}
 		}
 		for _, s := range m.Settings {
 			requireValueOfType(t, s.Type, s.Default)

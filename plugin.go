@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"reflect"
+	"slices"
 
 	"github.com/go-chi/chi/v5"
 )
@@ -170,20 +171,26 @@ func (h *Host) Logger() *slog.Logger { return h.logger }
 // core's settings and the plugin's own (see [PluginSettings]) and writes
 // only the plugin's own. The host's code reads and writes every setting
 // through [Manager.Settings].
-func (h *Host) Settings() PluginSettings { return PluginSettings{s: h.settings, id: h.id} }
+func (h *Host) Settings() PluginSettings {
+	return PluginSettings{s: h.settings, id: h.id, reads: h.manifest.Reads}
+}
 
 // PluginSettings is a plugin's view of the global settings, bound to the
-// plugin (see [Host.Settings]). It reads the core's settings and the
-// settings the plugin owns, and writes only the plugin's own; another
-// plugin's setting is refused with an error wrapping ErrSettingAccess, and
-// so is its encrypted value. A plugin owns the keys of its namespace that
-// its manifest declares: those whose first dot-separated segment is its id
-// or the id's camelCase form ("myAwesomePlugin." for "my-awesome-plugin").
+// plugin (see [Host.Settings]). It reads the core's settings, the settings
+// the plugin owns and those its manifest's [[reads]] grant it (see
+// [ReadGrant]), and writes only the plugin's own. Any other plugin's
+// setting is refused with an error wrapping ErrSettingAccess, and so is an
+// encrypted setting of another plugin even when granted: a plugin never
+// reads another's secret. A grant is read-only: Set refuses a granted key
+// like any other plugin's. A plugin owns the keys of its namespace that its
+// manifest declares: those whose first dot-separated segment is its id or
+// the id's camelCase form ("myAwesomePlugin." for "my-awesome-plugin").
 // Reads do not allocate, like those of [Settings]; a PluginSettings is safe
 // for concurrent use.
 type PluginSettings struct {
-	s  *Settings
-	id string
+	s     *Settings
+	id    string
+	reads []ReadGrant // the manifest's, read-only
 }
 
 // String returns the value of a string setting, as [Settings.String] does,
@@ -243,14 +250,34 @@ func (p PluginSettings) Set(ctx context.Context, key string, value any) error {
 }
 
 // readable returns nil when the plugin may read key: a core setting, one
-// of its own, or an undefined key (whose read then says so).
+// of its own, an undefined key (whose read then says so), or another
+// plugin's setting that the plugin's [[reads]] grant and that is not
+// encrypted. It does not allocate unless it refuses.
 func (p PluginSettings) readable(key string) error {
-	owner := p.s.Owner(key)
-	if owner == "" || owner == p.id || owner == coreOwner {
+	v := p.s.snap.Load().byKey[key]
+	if v == nil || v.owner == p.id || v.owner == coreOwner {
 		return nil
 	}
-	return fmt.Errorf("%w: plugin %q cannot read setting %q: it belongs to plugin %q, and plugins read only the core's settings and their own",
-		ErrSettingAccess, p.id, key, owner)
+	if !p.granted(v.owner, key) {
+		return fmt.Errorf("%w: plugin %q cannot read setting %q: it belongs to plugin %q, and plugins read only the core's settings, their own and those their manifest grants (to read it, depend on %q and list the key in the settings of a [[reads]] entry for it)",
+			ErrSettingAccess, p.id, key, v.owner, v.owner)
+	}
+	if v.def.Encrypted {
+		return fmt.Errorf("%w: plugin %q cannot read setting %q of plugin %q: it is encrypted, and another plugin's encrypted setting is never readable, even with a grant",
+			ErrSettingAccess, p.id, key, v.owner)
+	}
+	return nil
+}
+
+// granted reports whether the plugin's [[reads]] grant it key of plugin
+// owner.
+func (p PluginSettings) granted(owner, key string) bool {
+	for i := range p.reads {
+		if p.reads[i].Plugin == owner {
+			return slices.Contains(p.reads[i].Settings, key)
+		}
+	}
+	return false
 }
 
 // ownerName names a setting's owner in messages.

@@ -534,6 +534,7 @@ func (t *pluginTable) statuses(missing func(owner string) []string, dropped func
 		}
 		if p.manifest != nil {
 			st.Name, st.Version = p.manifest.Name, p.manifest.Version
+			st.Reads = cloneGrants(p.manifest.Reads)
 		}
 		if p.state == StateRunning {
 			st.Routes = slices.Clone(p.routes)

@@ -116,6 +116,29 @@ func (m *settingsMerge) addSettings(src settingsSource, res *settingsOutcome) {
 	}
 }
 
+// grantWarnings checks the settings that reads, a plugin's [[reads]],
+// grant against the merged definitions, and returns a warning for each key
+// the plugin will not be able to read: one its owner does not declare, or
+// one that is encrypted (another plugin's encrypted setting is never
+// readable).
+func (s *Settings) grantWarnings(reads []ReadGrant) []string {
+	sn := s.snap.Load()
+	var out []string
+	for _, g := range reads {
+		for _, key := range g.Settings {
+			switch v := sn.byKey[key]; {
+			case v == nil:
+				out = append(out, fmt.Sprintf("reads setting %q of plugin %q, which %s does not declare", key, g.Plugin, g.Plugin))
+			case v.owner != g.Plugin:
+				out = append(out, fmt.Sprintf("reads setting %q of plugin %q, which %s does not own: it belongs to %s", key, g.Plugin, g.Plugin, ownerName(v.owner)))
+			case v.def.Encrypted:
+				out = append(out, fmt.Sprintf("reads setting %q of plugin %q, which is encrypted: another plugin's encrypted setting is never readable, so reading it is refused", key, g.Plugin))
+			}
+		}
+	}
+	return out
+}
+
 // fillValues gives each merged setting its stored value or else its
 // default, and returns the defaults to store. A stored value that does not
 // decode is warned about to its owner and the default used in its place.

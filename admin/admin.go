@@ -40,7 +40,9 @@
 //
 // A plugin's status is [pluginhost.PluginStatus]: state, reason, version,
 // warnings, missing required settings, the permissions it declares (with
-// the descriptions of the host's catalog), routes and phase timings.
+// the descriptions of the host's catalog), the read grants it declares on
+// its dependencies' tables and settings ([[reads]]), routes and phase
+// timings.
 //
 // Enable and disable persist the operator's choice (see
 // [pluginhost.Manager.Enable] and [pluginhost.Manager.Disable]). They answer

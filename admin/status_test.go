@@ -249,3 +249,41 @@ func TestStatusListsPermissions(t *testing.T) {
 		require.NotContains(t, serveAPI(t, api, context.Background(), "GET", "/plugins/plain", "").Body.String(), "permissions")
 	})
 }
+
+// "A plugin's status is [pluginhost.PluginStatus]: ... the read grants it
+// declares": listed in the list and for one plugin, absent for a plugin
+// without [[reads]].
+func TestStatusListsReadGrants(t *testing.T) {
+	t.Parallel()
+	pluginhosttest.EachDatabase(t, func(t *testing.T, opts pluginhosttest.Options) {
+		t.Parallel()
+		reader := newPlugin("audit", `
+[dependencies]
+notes = "*"
+
+[[reads]]
+plugin = "notes"
+tables = ["notes"]
+settings = ["notes.limit"]`)
+		owner := newPlugin("notes", `
+[[settings]]
+key = "notes.limit"
+type = "number"
+default = 3`)
+		inst := pluginhosttest.Start(t, opts, reader, owner)
+		api, err := admin.New(admin.Config{Manager: inst.Manager, Insecure: true})
+		require.NoError(t, err)
+
+		rec := serveAPI(t, api, context.Background(), "GET", "/plugins/audit", "")
+		require.Contains(t, rec.Body.String(), `"reads":[{"plugin":"notes","tables":["notes"],"settings":["notes.limit"]}]`)
+		want := []pluginhost.ReadGrant{{Plugin: "notes", Tables: []string{"notes"}, Settings: []string{"notes.limit"}}}
+		require.Equal(t, want, decode[pluginhost.PluginStatus](t, rec, http.StatusOK).Reads)
+
+		list := decode[struct{ Plugins []pluginhost.PluginStatus }](t, serveAPI(t, api, context.Background(), "GET", "/plugins", ""), http.StatusOK)
+		require.Len(t, list.Plugins, 2)
+		require.Equal(t, "audit", list.Plugins[0].ID)
+		require.Equal(t, want, list.Plugins[0].Reads)
+		require.Nil(t, list.Plugins[1].Reads, "a plugin without [[reads]] lists none")
+		require.NotContains(t, serveAPI(t, api, context.Background(), "GET", "/plugins/notes", "").Body.String(), `"reads"`)
+	})
+}
