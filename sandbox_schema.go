@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // The sandbox in the schema phase: each plugin's handle is set up before
@@ -16,6 +17,9 @@ import (
 // sandboxState is the Manager's sandbox state.
 type sandboxState struct {
 	pg pgSandbox
+	// tables are the names of the database's tables (SQLite), as the
+	// last schema session read them, for the policies.
+	tables atomic.Pointer[map[string]bool]
 	// sqliteChecked: the SQLite connections were found not to cache
 	// compiled statements (checkSQLiteStmtCache); written by the schema
 	// phase, which runs one plugin at a time.
@@ -32,6 +36,9 @@ func (s *schemaSession) setUpSandbox(ctx context.Context, p *plugin, d *DB, decl
 	for _, g := range reads {
 		readTables = append(readTables, physicalTables(g)...)
 	}
+	if err := s.checkReads(ctx, p); err != nil {
+		return err
+	}
 	if !cfg.sandboxed(p.id) {
 		p.logger.Warn("the plugin's statements run outside the database sandbox, with the host's full access", "why", cfg.sandboxName(p.id))
 		return s.recordTables(ctx, d, decl, reads)
@@ -45,6 +52,28 @@ func (s *schemaSession) setUpSandbox(ctx context.Context, p *plugin, d *DB, decl
 	}
 	d.sandboxed = true
 	return s.recordTables(ctx, d, decl, reads)
+}
+
+// checkReads fails a plugin whose [[reads]] names a table its dependency
+// does not have: declared, or created by its migrations.
+func (s *schemaSession) checkReads(ctx context.Context, p *plugin) error {
+	if len(p.manifest.Reads) == 0 {
+		return nil
+	}
+	cat, err := s.catalog(ctx)
+	if err != nil {
+		return err
+	}
+	for i, g := range p.manifest.Reads {
+		for j, t := range g.Tables {
+			phys := tablePrefix(g.Plugin) + t
+			if _, ok := cat.tables[phys]; !ok {
+				return &ManifestError{Plugin: p.id, Field: fmt.Sprintf("reads[%d].tables[%d]", i, j), Line: p.manifest.line(fmt.Sprintf("reads[%d].tables[%d]", i, j)),
+					Err: fmt.Errorf("plugin %q has no table %q (%s): it reads only tables its dependency declares or creates", g.Plugin, t, phys)}
+			}
+		}
+	}
+	return nil
 }
 
 // sandboxHandle sets up d's sandbox for the dialect.
@@ -62,7 +91,7 @@ func (s *schemaSession) sandboxHandle(ctx context.Context, p *plugin, d *DB, rea
 		for _, t := range readTables {
 			set[t] = true
 		}
-		d.policy = &sqlitePolicy{plugin: p.id, prefix: d.prefix, reads: set}
+		d.policy = &sqlitePolicy{plugin: p.id, prefix: d.prefix, reads: set, tables: &s.m.sandbox.tables}
 	case Postgres:
 		role := cfg.roleName(p.id)
 		b := &s.m.sandbox.pg
@@ -190,6 +219,11 @@ func (s *schemaSession) catalog(ctx context.Context) (*sandboxCatalog, error) {
 		if err := s.cat.load(ctx, s.conn, &s.m.sandbox.pg); err != nil {
 			return nil, err
 		}
+		names := make(map[string]bool, len(s.cat.tables))
+		for name := range s.cat.tables {
+			names[name] = true
+		}
+		s.m.sandbox.tables.Store(&names)
 	}
 	return s.cat, nil
 }

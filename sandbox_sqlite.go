@@ -84,6 +84,19 @@ type sqlitePolicy struct {
 	ddl    bool            // its schema work: it may create, alter and drop its tables
 	// denyAll refuses everything: checkSQLiteStmtCache's probe.
 	denyAll bool
+	// tables holds the names of the database's tables, as the schema
+	// phase last read them (shared by the Manager's policies).
+	tables *atomic.Pointer[map[string]bool]
+}
+
+// isTable reports whether name is a table of the database; true when the
+// tables are unknown, so that such a read is refused.
+func (p *sqlitePolicy) isTable(name string) bool {
+	if p.tables == nil {
+		return true
+	}
+	m := p.tables.Load()
+	return m == nil || (*m)[name]
 }
 
 // readPragmas may be run without an argument: they read, and change
@@ -124,8 +137,13 @@ func (p *sqlitePolicy) authorize(op int, a1, a2, a3 string) *denial {
 		}
 		return nil
 	case sqliteRead:
-		// A name in no database (a3 "") is a common table expression.
-		if a3 == "" || own(a1) || p.reads[a1] && a3ok(a3) || sqliteSchemaTables[a1] || a1 == "sqlite_sequence" {
+		if own(a1) || p.reads[a1] && a3ok(a3) || sqliteSchemaTables[a1] || a1 == "sqlite_sequence" {
+			return nil
+		}
+		// SQLite names no database for a common table expression, and
+		// none either for a table read without a column (count(*)): a
+		// name that is no table of the database is the former.
+		if a3 == "" && !p.isTable(a1) {
 			return nil
 		}
 		return &denial{"read", fmt.Sprintf("table %q", a1)}

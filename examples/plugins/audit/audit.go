@@ -1,6 +1,10 @@
 // Package audit is an example plugin that depends on notes: it records every
 // created note, which notes announces with a notes.NoteCreated event, in a
-// table of its own, and serves the records at /api/plugin/audit/events.
+// table of its own, and serves the records at /api/plugin/audit/events. Its
+// manifest declares that it reads the notes table and one of notes'
+// settings ([[reads]]): /api/plugin/audit/summary counts notes and events
+// through that grant, which is read-only — a write to notes' table is
+// refused by the database.
 package audit
 
 import (
@@ -78,9 +82,32 @@ func (p *Plugin) Init(ctx context.Context, h *pluginhost.Host) error {
 	return nil
 }
 
-// RegisterRoutes serves GET /events, newest first.
+// Summary is what GET /summary returns.
+type Summary struct {
+	Events int64 `json:"events"`
+	// Notes is the number of notes, read in the notes plugin's table.
+	Notes int64 `json:"notes"`
+	// MaxBodyLength is notes' setting notes.max_body_length.
+	MaxBodyLength int64 `json:"max_body_length"`
+}
+
+// RegisterRoutes serves GET /events, newest first, and GET /summary.
 func (p *Plugin) RegisterRoutes(r chi.Router, h *pluginhost.Host) {
 	db := h.DB()
+	r.Get("/summary", func(w http.ResponseWriter, r *http.Request) {
+		var s Summary
+		err := db.QueryRowContext(r.Context(), `SELECT (SELECT count(*) FROM `+db.Table("events")+`), (SELECT count(*) FROM `+
+			db.TableOf("notes", "notes")+`)`).Scan(&s.Events, &s.Notes)
+		if err == nil {
+			s.MaxBodyLength, err = h.Settings().Int("notes.max_body_length")
+		}
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s)
+	})
 	r.Get("/events", func(w http.ResponseWriter, r *http.Request) {
 		rows, err := db.QueryContext(r.Context(),
 			`SELECT id, kind, subject, detail, created_at FROM `+db.Table("events")+` ORDER BY id DESC`)

@@ -35,6 +35,37 @@ func TestAuditRecordsCreatedNotes(t *testing.T) {
 	})
 }
 
+// audit reads notes' table and setting through its declared grant; the
+// grant is read-only, and notes' other tables and the host's stay out of
+// reach.
+func TestAuditReadsNotesThroughItsGrant(t *testing.T) {
+	t.Parallel()
+	pluginhosttest.EachDatabase(t, func(t *testing.T, opts pluginhosttest.Options) {
+		t.Parallel()
+		inst := pluginhosttest.Start(t, opts, notes.New(), audit.New())
+		var before audit.Summary
+		inst.Do(t, "GET", "/api/plugin/audit/summary", nil).JSON(t, &before)
+		inst.Do(t, "POST", "/api/plugin/notes/notes", map[string]string{"title": "hello"})
+		var after audit.Summary
+		inst.Do(t, "GET", "/api/plugin/audit/summary", nil).JSON(t, &after)
+		require.Equal(t, before.Notes+1, after.Notes)
+		require.Equal(t, before.Events+1, after.Events)
+		require.Equal(t, int64(10000), after.MaxBodyLength)
+
+		db := inst.Host(t, "audit").DB()
+		_, err := db.ExecContext(t.Context(), `DELETE FROM `+db.TableOf("notes", "notes"))
+		var se *pluginhost.SandboxError
+		require.ErrorAs(t, err, &se, "the grant is read-only")
+		require.Equal(t, "audit", se.Plugin)
+		require.Contains(t, se.Object, "notes__notes")
+		_, err = db.ExecContext(t.Context(), `SELECT count(*) FROM pluginhost_settings`)
+		require.ErrorIs(t, err, pluginhost.ErrSandbox)
+		for _, st := range inst.Manager.Status() {
+			require.NotContains(t, st.Sandbox, "off", st.ID)
+		}
+	})
+}
+
 func TestAuditNeedsNotes(t *testing.T) {
 	t.Parallel()
 	pluginhosttest.EachDatabase(t, func(t *testing.T, opts pluginhosttest.Options) {
