@@ -376,7 +376,7 @@ func (d *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.
 func (d *DB) QueryRowContext(ctx context.Context, query string, args ...any) *Row {
 	query = d.Rebind(query)
 	if !d.ownConns() {
-		return &Row{row: d.sql.QueryRowContext(ctx, query, args...)}
+		return &Row{row: d.sql.QueryRowContext(ctx, query, args...), db: d, query: query}
 	}
 	conn, g, err := d.grab(ctx)
 	if err != nil {
@@ -388,7 +388,7 @@ func (d *DB) QueryRowContext(ctx context.Context, query string, args ...any) *Ro
 		d.releaseAfter(conn)
 		return &Row{err: d.explain(query, err, g)}
 	}
-	return &Row{rows: rows, done: func() { d.releaseAfter(conn) }}
+	return &Row{rows: rows, done: func() { d.releaseAfter(conn) }, db: d, query: query}
 }
 
 // Row is the result of [DB.QueryRowContext]: like [sql.Row], it holds
@@ -398,6 +398,9 @@ type Row struct {
 	rows *sql.Rows // the query ran on a connection of its own, given back by done
 	done func()
 	err  error
+	// db and query explain an error of the query's that comes at Scan.
+	db    *DB
+	query string
 }
 
 // Scan copies the columns of the row into dest, as [sql.Row.Scan] does:
@@ -405,7 +408,11 @@ type Row struct {
 func (r *Row) Scan(dest ...any) error {
 	switch {
 	case r.row != nil:
-		return r.row.Scan(dest...)
+		err := r.row.Scan(dest...)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			err = r.db.explain(r.query, err, nil)
+		}
+		return err
 	case r.err != nil:
 		return r.err
 	}

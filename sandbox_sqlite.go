@@ -283,7 +283,7 @@ func setPolicy(conn *sql.Conn, p *sqlitePolicy) (*sqliteGuard, error) {
 // explainDenial turns err, the error of a statement the guard's policy
 // refused, into a *SandboxError; other errors are returned as they are.
 func (g *sqliteGuard) explainDenial(plugin string, err error) error {
-	if err == nil || g == nil || !strings.Contains(err.Error(), "not authorized") {
+	if err == nil || g == nil || !strings.Contains(err.Error(), "not authorized") && !strings.Contains(err.Error(), "is prohibited") {
 		return err
 	}
 	d := g.denied.Load()

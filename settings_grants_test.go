@@ -42,11 +42,17 @@ tables = ["notes"]
 settings = ["notes.max_body_length", "notes.secret", "notes.missing"]
 `)
 
+// grantOwnerPlugin is plugin notes with manifest, and the table notes
+// that grantReader reads.
+func grantOwnerPlugin(manifest string) *fake {
+	return &fake{manifest: manifest, tables: []pluginhost.Table{{Name: "notes", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}}}}}
+}
+
 // startGrants starts notes and audit (and others) on e with a secret key,
 // stores notes.secret, and returns the Manager and audit's Host.
 func startGrants(t *testing.T, e *env, others ...pluginhost.Plugin) (*pluginhost.Manager, *pluginhost.Host) {
 	t.Helper()
-	plugins := append([]pluginhost.Plugin{&fake{manifest: grantOwner}, &fake{manifest: grantReader}}, others...)
+	plugins := append([]pluginhost.Plugin{grantOwnerPlugin(grantOwner), &fake{manifest: grantReader}}, others...)
 	cfg := e.config(plugins...)
 	cfg.SecretKey = make([]byte, 32)
 	m := e.start(cfg)
@@ -169,7 +175,7 @@ func TestReadGrantOnKeyStoredSealed(t *testing.T) {
 	t.Parallel()
 	eachEnv(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		cfg := e.config(&fake{manifest: grantOwner}, &fake{manifest: grantReader})
+		cfg := e.config(grantOwnerPlugin(grantOwner), &fake{manifest: grantReader})
 		cfg.SecretKey = make([]byte, 32)
 		m1, err := pluginhost.New(cfg)
 		require.NoError(t, err)
@@ -182,7 +188,7 @@ func TestReadGrantOnKeyStoredSealed(t *testing.T) {
 key = "notes.secret"
 type = "string"
 `)
-		cfg2 := e.config(&fake{manifest: plain}, &fake{manifest: grantReader})
+		cfg2 := e.config(grantOwnerPlugin(plain), &fake{manifest: grantReader})
 		cfg2.SecretKey = cfg.SecretKey
 		m2 := e.start(cfg2)
 		h, err := m2.Host("audit")
