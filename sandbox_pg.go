@@ -242,8 +242,9 @@ func (b *pgSandbox) pool(ctx context.Context, m *Manager, conn *sql.Conn, id, ro
 		open = n
 	}
 	db.SetMaxOpenConns(open)
-	db.SetMaxIdleConns(2)
-	db.SetConnMaxIdleTime(time.Minute)
+	// Few idle: each plugin's pool adds to what the host holds.
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxIdleTime(30 * time.Second)
 	b.pools[id] = db
 	return db, nil
 }
@@ -305,7 +306,9 @@ func (b *pgSandbox) leaveSchema(ctx context.Context, tx *sql.Tx, plugin, prefix,
 	if user != role {
 		return &SandboxError{Plugin: plugin, Action: "change", Object: fmt.Sprintf("its role: its schema work ended as %s instead of %s", user, role)}
 	}
-	if _, err := tx.ExecContext(ctx, `RESET ROLE`); err != nil {
+	// The schema session's connection goes back to the host's pool: what
+	// the plugin's SQL set for the session goes with it.
+	if _, err := tx.ExecContext(ctx, `RESET ROLE; RESET search_path`); err != nil {
 		return err
 	}
 	if granted {
@@ -314,15 +317,18 @@ func (b *pgSandbox) leaveSchema(ctx context.Context, tx *sql.Tx, plugin, prefix,
 		}
 	}
 	var stray string
+	// A temporary table would outlive the transaction on the host's
+	// connection, and hide a table of the same name from the host.
 	err := tx.QueryRowContext(ctx, `SELECT c.relname FROM pg_class c WHERE c.relowner = $1::regrole
-		AND c.relkind IN `+pgRelkinds+` AND c.relname NOT LIKE $2 ESCAPE '\' ORDER BY c.relname LIMIT 1`, role, likePrefix(prefix)).Scan(&stray)
+		AND c.relkind IN `+pgRelkinds+` AND (c.relname NOT LIKE $2 ESCAPE '\' OR c.relnamespace = pg_my_temp_schema())
+		ORDER BY c.relname LIMIT 1`, role, likePrefix(prefix)).Scan(&stray)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
 	case err != nil:
 		return err
 	}
-	return &SandboxError{Plugin: plugin, Action: "create", Object: fmt.Sprintf("table %q, outside its namespace: its tables' names start with %q", stray, prefix)}
+	return &SandboxError{Plugin: plugin, Action: "create", Object: fmt.Sprintf("table %q, outside its namespace (or temporary): its tables' names start with %q", stray, prefix)}
 }
 
 // pgDenied matches PostgreSQL's insufficient_privilege messages, for the

@@ -148,6 +148,9 @@ func (p *sqlitePolicy) authorize(op int, a1, a2, a3 string) *denial {
 		}
 		return &denial{"read", fmt.Sprintf("table %q", a1)}
 	case sqliteInsert, sqliteUpdate, sqliteDelete:
+		if a1 == "sqlite_temp_master" || a1 == "sqlite_temp_schema" {
+			return &denial{"create or drop", "a temporary object, which could hide a table of the host's connection"}
+		}
 		// SQLite asks to write its catalog for the plugin's schema changes,
 		// themselves authorized one by one.
 		if own(a1) || a1 == "sqlite_sequence" || p.ddl && (a1 == "sqlite_master" || a1 == "sqlite_schema") && a3ok(a3) {
@@ -305,6 +308,11 @@ func checkSQLiteStmtCache(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	defer conn.Close()
+	// Registering an authorizer expires the connection's compiled
+	// statements; changing a guard's policy does not. Register first.
+	if _, err := setPolicy(conn, nil); err != nil {
+		return err
+	}
 	const probe = `SELECT 1 WHERE 0 /* pluginhost sandbox probe */`
 	var n int
 	if err := conn.QueryRowContext(ctx, probe).Scan(&n); err != nil && !errors.Is(err, sql.ErrNoRows) {

@@ -263,7 +263,6 @@ notes = "*"
 
 [[reads]]
 plugin = "notes"
-tables = ["notes"]
 settings = ["notes.limit"]`)
 		owner := newPlugin("notes", `
 [[settings]]
@@ -275,8 +274,8 @@ default = 3`)
 		require.NoError(t, err)
 
 		rec := serveAPI(t, api, context.Background(), "GET", "/plugins/audit", "")
-		require.Contains(t, rec.Body.String(), `"reads":[{"plugin":"notes","tables":["notes"],"settings":["notes.limit"]}]`)
-		want := []pluginhost.ReadGrant{{Plugin: "notes", Tables: []string{"notes"}, Settings: []string{"notes.limit"}}}
+		require.Contains(t, rec.Body.String(), `"reads":[{"plugin":"notes","settings":["notes.limit"]}]`)
+		want := []pluginhost.ReadGrant{{Plugin: "notes", Settings: []string{"notes.limit"}}}
 		require.Equal(t, want, decode[pluginhost.PluginStatus](t, rec, http.StatusOK).Reads)
 
 		list := decode[struct{ Plugins []pluginhost.PluginStatus }](t, serveAPI(t, api, context.Background(), "GET", "/plugins", ""), http.StatusOK)

@@ -1,0 +1,64 @@
+package pluginhost_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pluginhost/pluginhost"
+	"github.com/pluginhost/pluginhost/internal/testdb"
+)
+
+// SQLite connections that cache compiled statements would run a cached
+// statement without asking the sandbox's authorizer: Start refuses them,
+// saying which DSN parameter, unless the sandbox is off.
+func TestSandboxRefusesSQLiteStatementCache(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.SQLiteDSN(t.Name()) + "&_stmt_cache_size=16"
+	anchor := testdb.OpenAgain(t, testdb.SQLite, dsn)
+	_, err := anchor.Exec(`SELECT 1`) // keeps the in-memory database alive
+	require.NoError(t, err)
+	p := &fake{manifest: manifest("cached", "1.0.0"), tables: []pluginhost.Table{{Name: "t", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}}}}}
+	cfg := pluginhost.Config{DB: testdb.OpenAgain(t, testdb.SQLite, dsn), Registry: registry(t, p), Logger: discardLogger()}
+	m, err := pluginhost.New(cfg)
+	require.NoError(t, err)
+	err = m.Start(context.Background())
+	require.ErrorContains(t, err, "_stmt_cache_size")
+	require.NoError(t, m.Shutdown(context.Background()))
+
+	p = &fake{manifest: manifest("cached", "1.0.0"), tables: p.tables}
+	cfg = pluginhost.Config{DB: testdb.OpenAgain(t, testdb.SQLite, dsn), Registry: registry(t, p), Logger: discardLogger(), SandboxOff: true}
+	m, err = pluginhost.New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, m.Start(context.Background()))
+	defer m.Shutdown(context.Background())
+	require.Equal(t, "off: Config.SandboxOff", status(t, m, "cached").Sandbox)
+}
+
+// A temporary table left by a plugin's schema work would outlive its
+// transaction on the host's connection, and hide a host table of the same
+// name: the plugin fails and its migration rolls back. On SQLite the
+// authorizer refuses the TEMP table itself.
+func TestSandboxRefusesTemporaryTablesInMigrations(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		p := &fake{manifest: manifest("tmp", "1.0.0"), migrations: sqlFiles(map[string]string{
+			"0001_tmp.sql": "CREATE TABLE tmp__kept (id INTEGER PRIMARY KEY);\nCREATE TEMP TABLE users (id INTEGER);",
+		})}
+		m := e.start(e.config(p))
+		st := status(t, m, "tmp")
+		require.Equal(t, pluginhost.StateFailed, st.State)
+		require.ErrorIs(t, st.Err, pluginhost.ErrSandbox)
+		require.Contains(t, st.Reason, `plugin "tmp": sandbox`)
+		require.True(t, strings.Contains(st.Reason, `temporary`) || strings.Contains(st.Reason, `"users"`), st.Reason)
+		var n int
+		q := `SELECT count(*) FROM sqlite_master WHERE name = 'tmp__kept'`
+		if e.dialect == testdb.Postgres {
+			q = `SELECT count(*) FROM pg_class WHERE relname = 'tmp__kept' AND relnamespace = current_schema()::regnamespace`
+		}
+		require.NoError(t, e.db.QueryRow(q).Scan(&n))
+		require.Zero(t, n, "the migration rolled back whole")
+	})
+}
