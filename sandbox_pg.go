@@ -73,7 +73,11 @@ type queryer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// pgRole is what the catalog says of a plugin's role.
+// pgRole is what the catalog says of a plugin's role: whether the host's
+// role is a member that inherits its privileges (pg_has_role USAGE:
+// through such a membership it may also SET ROLE to it, and on
+// PostgreSQL 16 the ADMIN-only membership CREATEROLE gives a role's
+// creator does not count), and whether the role may use the schema.
 type pgRole struct{ member, usage bool }
 
 // loadRoles reads the host's role and the roles with the sandbox's
@@ -363,6 +367,20 @@ func (b *pgSandbox) enterSchema(ctx context.Context, tx *sql.Tx, role string) (g
 // leaveSchema ends what enterSchema began: it checks the plugin's code
 // did not change role, returns to the host's role, revokes CREATE and
 // fails when the plugin created a table or view outside its namespace.
+//
+// What it does not catch (for the README): the plugin's schema work runs
+// in the host's transaction under SET LOCAL ROLE, and the host's role is
+// a member of the plugin's, so a migration or once-hook can RESET ROLE,
+// act as the host (read or change users, create a table the host owns)
+// and SET LOCAL ROLE back to its own before it ends: PostgreSQL keeps no
+// trace of the role a statement ran as, and the transaction ends as the
+// plugin's role (TestPGSandboxMigrationResetAndSetBack). Only a schema
+// that ends as another role is caught (TestSandboxMigrationLeavesRole).
+// The same holds in the robust mode (Config.PluginDB): it covers the
+// plugin's statements at run time, not its schema work, which must stay
+// in the host's transaction with the ledger. The host's membership in
+// the plugin's roles also lets such a migration SET ROLE to another
+// plugin's role.
 func (b *pgSandbox) leaveSchema(ctx context.Context, tx *sql.Tx, plugin, prefix, role string, granted bool) error {
 	var user string
 	if err := tx.QueryRowContext(ctx, `SELECT current_user`).Scan(&user); err != nil {

@@ -178,17 +178,26 @@ func TestPGSandboxCreateRole(t *testing.T) {
 }
 
 // 16 Managers boot at once on one fresh schema, with CREATEROLE: one
-// creates each role, the others find it; all start sandboxed.
+// creates each role, the others find it; all start sandboxed. Not
+// parallel, and sparing with connections (each Manager also holds its
+// change listener's): the server's are shared with the other tests.
 func TestPGSandboxConcurrentBoots(t *testing.T) {
-	t.Parallel()
 	e, r := roleEnv(t, "CREATEROLE")
 	withUsers(t, e)
 	const n = 16
 	managers := make([]*pluginhost.Manager, n)
-	results := make([][2]probeResult, n)
+	results := make([]probeResult, n)
 	for i := range managers {
 		db := testdb.OpenAgain(t, testdb.Postgres, r.DSN)
-		cfg := sandboxConfig(e, r, probe("alpha", "", &results[i][0]), probe("beta", "", &results[i][1]))
+		db.SetMaxOpenConns(2)
+		// beta's pool is set up but never used: it opens no connection.
+		// alpha probes the sandbox in every fourth Manager, the same way.
+		beta := &fake{manifest: manifest("beta", "1.0.0"), tables: []pluginhost.Table{{Name: "items", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}}}}}
+		alpha := probe("alpha", "", &results[i])
+		if i%4 != 0 {
+			alpha.init = nil
+		}
+		cfg := sandboxConfig(e, r, alpha, beta)
 		cfg.DB = db
 		m, err := pluginhost.New(cfg)
 		require.NoError(t, err)
@@ -201,18 +210,23 @@ func TestPGSandboxConcurrentBoots(t *testing.T) {
 		wg.Go(func() { errs[i] = m.Start(context.Background()) })
 	}
 	wg.Wait()
-	for i := range managers {
+	for i, m := range managers {
 		require.NoError(t, errs[i], "manager %d", i)
-		require.Equal(t, pluginhost.StateRunning, status(t, managers[i], "alpha").State)
-		require.Equal(t, pluginhost.StateRunning, status(t, managers[i], "beta").State)
-		require.NoError(t, results[i][0].items, "manager %d", i)
-		require.NoError(t, results[i][1].items, "manager %d", i)
-		require.ErrorIs(t, results[i][0].err, pluginhost.ErrSandbox, "manager %d", i)
-		require.ErrorIs(t, results[i][1].err, pluginhost.ErrSandbox, "manager %d", i)
+		for _, id := range []string{"alpha", "beta"} {
+			st := status(t, m, id)
+			require.Equal(t, pluginhost.StateRunning, st.State, "manager %d, plugin %s: %s", i, id, st.Reason)
+		}
+		if i%4 == 0 {
+			require.NoError(t, results[i].items, "manager %d", i)
+			require.ErrorIs(t, results[i].err, pluginhost.ErrSandbox, "manager %d", i)
+		}
 	}
 	var roles int
 	require.NoError(t, r.Admin.QueryRow(`SELECT count(*) FROM pg_roles WHERE starts_with(rolname, $1)`, r.Prefix).Scan(&roles))
 	require.Equal(t, 2, roles)
+	for _, m := range managers {
+		require.NoError(t, m.Shutdown(context.Background()))
+	}
 }
 
 // SandboxRoles lists what an administrator runs to provision the roles of
