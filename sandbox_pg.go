@@ -59,6 +59,7 @@ type pgSandbox struct {
 	mu       sync.Mutex
 	hostRole string // current_user
 	schema   string // current_schema()
+	database string // current_database()
 	super    bool
 	create   bool // CREATEROLE
 	pools    map[string]*sql.DB
@@ -72,14 +73,18 @@ type queryer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// pgRole is what the catalog says of a plugin's role.
+// pgRole is what the catalog says of a plugin's role: whether the host's
+// role is a member that inherits its privileges (pg_has_role USAGE:
+// through such a membership it may also SET ROLE to it, and on
+// PostgreSQL 16 the ADMIN-only membership CREATEROLE gives a role's
+// creator does not count), and whether the role may use the schema.
 type pgRole struct{ member, usage bool }
 
 // loadRoles reads the host's role and the roles with the sandbox's
 // prefix, in one query.
 func (b *pgSandbox) loadRoles(ctx context.Context, q queryer, prefix string) (map[string]pgRole, error) {
-	rows, err := q.QueryContext(ctx, `SELECT current_user, current_schema(), h.rolsuper, h.rolcreaterole, r.rolname,
-		COALESCE(pg_has_role(current_user, r.oid, 'MEMBER'), false),
+	rows, err := q.QueryContext(ctx, `SELECT current_user, current_database(), current_schema(), h.rolsuper, h.rolcreaterole, r.rolname,
+		COALESCE(pg_has_role(current_user, r.oid, 'USAGE'), false),
 		COALESCE(has_schema_privilege(r.oid, current_schema(), 'USAGE'), false)
 		FROM pg_roles h LEFT JOIN pg_roles r ON r.rolname LIKE $1 ESCAPE '\'
 		WHERE h.rolname = current_user`, likePrefix(prefix))
@@ -91,7 +96,7 @@ func (b *pgSandbox) loadRoles(ctx context.Context, q queryer, prefix string) (ma
 	for rows.Next() {
 		var name sql.NullString
 		var r pgRole
-		if err := rows.Scan(&b.hostRole, &b.schema, &b.super, &b.create, &name, &r.member, &r.usage); err != nil {
+		if err := rows.Scan(&b.hostRole, &b.database, &b.schema, &b.super, &b.create, &name, &r.member, &r.usage); err != nil {
 			return nil, err
 		}
 		if name.Valid {
@@ -105,7 +110,7 @@ func (b *pgSandbox) loadRoles(ctx context.Context, q queryer, prefix string) (ma
 // it, and that it may use the schema: creating and granting what it can,
 // under the migration lock (lock), else an error naming what is missing.
 // roles is the catalog's, read again under the lock.
-func (b *pgSandbox) ensureRole(ctx context.Context, q queryer, c *sandboxCatalog, role string, lock func(context.Context) error) error {
+func (b *pgSandbox) ensureRole(ctx context.Context, q queryer, c *sandboxCatalog, plugin, role string, lock func(context.Context) error) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for locked := false; ; locked = true {
@@ -114,8 +119,8 @@ func (b *pgSandbox) ensureRole(ctx context.Context, q queryer, c *sandboxCatalog
 			return nil
 		}
 		if !exists && !b.super && !b.create {
-			return fmt.Errorf("sandbox: role %s does not exist, and the host's role %s may not create it (it needs CREATEROLE): run %q as an administrator (Manager.SandboxRoles lists every plugin's), or leave the plugin outside the sandbox with Config.Unsandboxed",
-				role, b.hostRole, b.provision(role))
+			return fmt.Errorf("sandbox: plugin %q: role %s does not exist, and the host's role %s may not create it (that needs CREATEROLE): provision it (Manager.SandboxRoles lists every plugin's) or leave the plugin outside the sandbox with Config.Unsandboxed; as an administrator, run: %s",
+				plugin, quoteIdent(role), quoteIdent(b.hostRole), b.provision(role))
 		}
 		if !locked {
 			if err := lock(ctx); err != nil {
@@ -126,7 +131,7 @@ func (b *pgSandbox) ensureRole(ctx context.Context, q queryer, c *sandboxCatalog
 			}
 			continue
 		}
-		if err := b.provisionRole(ctx, q, role, exists, r.member, r.usage); err != nil {
+		if err := b.provisionRole(ctx, q, plugin, role, exists, r.member || b.super, r.usage); err != nil {
 			return err
 		}
 		c.roles[role] = pgRole{member: true, usage: true}
@@ -136,24 +141,35 @@ func (b *pgSandbox) ensureRole(ctx context.Context, q queryer, c *sandboxCatalog
 
 // provisionRole creates role, makes the host a member and grants it USAGE
 // on the schema, as far as each is missing.
-func (b *pgSandbox) provisionRole(ctx context.Context, q queryer, role string, exists, member, usage bool) error {
+func (b *pgSandbox) provisionRole(ctx context.Context, q queryer, plugin, role string, exists, member, usage bool) error {
 	if !exists {
 		if _, err := q.ExecContext(ctx, `CREATE ROLE `+quoteIdent(role)+` NOLOGIN`); err != nil && !isDuplicate(err) {
-			return fmt.Errorf("sandbox: create role %s: %w", role, err)
+			return fmt.Errorf("sandbox: plugin %q: create role %s: %w", plugin, quoteIdent(role), err)
 		}
 	}
-	if !member && !b.super {
-		if _, err := q.ExecContext(ctx, `GRANT `+quoteIdent(role)+` TO `+quoteIdent(b.hostRole)); err != nil {
-			return fmt.Errorf("sandbox: the host's role %s must be a member of role %s, to create the plugin's tables as it: run %q as an administrator: %w",
-				b.hostRole, role, "GRANT "+quoteIdent(role)+" TO "+quoteIdent(b.hostRole), err)
+	if !member {
+		if _, err := q.ExecContext(ctx, b.grantRole(role)); err != nil {
+			return fmt.Errorf("sandbox: plugin %q: the host's role %s must be a member of role %s, to do the plugin's schema work as it (%w); as an administrator, run: %s;",
+				plugin, quoteIdent(b.hostRole), quoteIdent(role), err, b.grantRole(role))
 		}
 	}
 	if !usage {
-		if _, err := q.ExecContext(ctx, `GRANT USAGE ON SCHEMA `+quoteIdent(b.schema)+` TO `+quoteIdent(role)); err != nil {
-			return fmt.Errorf("sandbox: role %s needs USAGE on schema %s: %w", role, b.schema, err)
+		if _, err := q.ExecContext(ctx, b.grantUsage(role)); err != nil {
+			return fmt.Errorf("sandbox: plugin %q: role %s needs USAGE on schema %s, which the host's role %s may not grant (%w); as an administrator, run: %s;",
+				plugin, quoteIdent(role), quoteIdent(b.schema), quoteIdent(b.hostRole), err, b.grantUsage(role))
 		}
 	}
 	return nil
+}
+
+// grantRole is the statement that makes the host's role a member of role.
+func (b *pgSandbox) grantRole(role string) string {
+	return `GRANT ` + quoteIdent(role) + ` TO ` + quoteIdent(b.hostRole)
+}
+
+// grantUsage is the statement that lets role use the host's schema.
+func (b *pgSandbox) grantUsage(role string) string {
+	return `GRANT USAGE ON SCHEMA ` + quoteIdent(b.schema) + ` TO ` + quoteIdent(role)
 }
 
 // isDuplicate: another process created the object first.
@@ -181,25 +197,66 @@ const pgRelkinds = `('r','p','v','m','f')`
 // adoptTables makes the role own the plugin's tables that exist (created
 // before the sandbox, by the host) and grants and revokes SELECT on its
 // dependencies' tables as its reads say, under the migration lock when
-// there is anything to change.
-func (b *pgSandbox) adoptTables(ctx context.Context, q queryer, c *sandboxCatalog, prefix, role string, reads []string, lock func(context.Context) error) error {
-	stmts := c.tableChanges(prefix, role, reads)
-	if len(stmts) == 0 {
+// there is anything to change, in one transaction. A new owner must hold
+// CREATE on the table's schema (unless the host's role is a superuser):
+// the transaction grants it for the ALTERs and revokes it before it
+// commits, as enterSchema and leaveSchema do.
+func (b *pgSandbox) adoptTables(ctx context.Context, conn *sql.Conn, c *sandboxCatalog, plugin, prefix, role string, reads []string, lock func(context.Context) error) error {
+	if len(c.tableChanges(prefix, role, reads)) == 0 {
 		return nil
 	}
 	if err := lock(ctx); err != nil {
 		return err
 	}
-	if err := c.load(ctx, q, b); err != nil {
+	if err := c.load(ctx, conn, b); err != nil {
 		return err
 	}
-	for _, stmt := range c.tableChanges(prefix, role, reads) {
-		if _, err := q.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("sandbox: %s: %w", stmt, err)
+	stmts := c.tableChanges(prefix, role, reads)
+	if len(stmts) == 0 {
+		return nil
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sandbox: plugin %q: %w", plugin, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	granted := false
+	for _, stmt := range stmts {
+		if strings.HasPrefix(stmt, "ALTER") && !granted && !b.super {
+			if granted, err = b.grantCreate(ctx, tx, role); err != nil {
+				return fmt.Errorf("sandbox: plugin %q: adopt its tables made before the sandbox: %w", plugin, err)
+			}
 		}
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("sandbox: plugin %q: %s: %w", plugin, stmt, err)
+		}
+	}
+	if granted {
+		if _, err := tx.ExecContext(ctx, `REVOKE CREATE ON SCHEMA `+quoteIdent(b.schema)+` FROM `+quoteIdent(role)); err != nil {
+			return fmt.Errorf("sandbox: plugin %q: %w", plugin, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sandbox: plugin %q: %w", plugin, err)
 	}
 	c.stale = true
 	return nil
+}
+
+// grantCreate grants role CREATE on the schema in tx, unless it holds it;
+// it reports whether it granted it, for the caller to revoke in tx.
+func (b *pgSandbox) grantCreate(ctx context.Context, tx *sql.Tx, role string) (granted bool, err error) {
+	var can bool
+	if err := tx.QueryRowContext(ctx, `SELECT has_schema_privilege($1, current_schema(), 'CREATE')`, role).Scan(&can); err != nil {
+		return false, err
+	}
+	if can {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, `GRANT CREATE ON SCHEMA `+quoteIdent(b.schema)+` TO `+quoteIdent(role)); err != nil {
+		return false, fmt.Errorf("grant role %s CREATE on schema %s (the host's role must own the schema or hold CREATE on it WITH GRANT OPTION): %w", quoteIdent(role), quoteIdent(b.schema), err)
+	}
+	return true, nil
 }
 
 // pool returns the plugin's pool, opening it the first time.
@@ -216,14 +273,13 @@ func (b *pgSandbox) pool(ctx context.Context, m *Manager, conn *sql.Conn, id, ro
 	if m.cfg.PluginDB != nil {
 		var err error
 		if db, err = m.cfg.PluginDB(id, role); err != nil {
-			return nil, fmt.Errorf("sandbox: Config.PluginDB: %w", err)
+			return nil, fmt.Errorf("sandbox: plugin %q: Config.PluginDB: %w", id, err)
 		}
-		var user string
-		if err := db.QueryRowContext(ctx, `SELECT current_user`).Scan(&user); err != nil {
-			return nil, fmt.Errorf("sandbox: Config.PluginDB's pool: %w", err)
+		if db == nil {
+			return nil, fmt.Errorf("sandbox: plugin %q: Config.PluginDB returned no pool and no error", id)
 		}
-		if user != role {
-			return nil, fmt.Errorf("sandbox: Config.PluginDB's pool logs in as %s; it must log in as the plugin's role, %s", user, role)
+		if err := b.checkPluginDB(ctx, db, id, role); err != nil {
+			return nil, err
 		}
 	} else {
 		cc, err := hostConnConfig(conn)
@@ -247,6 +303,26 @@ func (b *pgSandbox) pool(ctx context.Context, m *Manager, conn *sql.Conn, id, ro
 	db.SetConnMaxIdleTime(30 * time.Second)
 	b.pools[id] = db
 	return db, nil
+}
+
+// checkPluginDB checks that db, Config.PluginDB's pool for plugin id,
+// logs in as role, the plugin's (its session user, not only its current
+// user: a login that sets the role could reset it), on the host's database
+// and schema.
+func (b *pgSandbox) checkPluginDB(ctx context.Context, db *sql.DB, id, role string) error {
+	var session, current, database, schema sql.NullString
+	if err := db.QueryRowContext(ctx, `SELECT session_user, current_user, current_database(), current_schema()`).Scan(&session, &current, &database, &schema); err != nil {
+		return fmt.Errorf("sandbox: plugin %q: Config.PluginDB's pool: %w", id, err)
+	}
+	switch {
+	case session.String != role || current.String != role:
+		return fmt.Errorf("sandbox: plugin %q: Config.PluginDB's pool logs in as %s (current role %s); it must log in as the plugin's role, %s (created WITH LOGIN: see Manager.SandboxRoles)",
+			id, quoteIdent(session.String), quoteIdent(current.String), quoteIdent(role))
+	case database.String != b.database || schema.String != b.schema:
+		return fmt.Errorf("sandbox: plugin %q: Config.PluginDB's pool, logged in as %s, uses database %s, schema %s; it must use the host's, database %s, schema %s (set its search_path)",
+			id, quoteIdent(role), quoteIdent(database.String), quoteIdent(schema.String), quoteIdent(b.database), quoteIdent(b.schema))
+	}
+	return nil
 }
 
 // hostConnConfig returns the connection settings of the host's pool, read
@@ -280,24 +356,32 @@ func (b *pgSandbox) close() {
 // role, with CREATE on the schema for its schema work. It reports whether
 // it granted CREATE, for leaveSchema to revoke.
 func (b *pgSandbox) enterSchema(ctx context.Context, tx *sql.Tx, role string) (granted bool, err error) {
-	var can bool
-	if err := tx.QueryRowContext(ctx, `SELECT has_schema_privilege($1, current_schema(), 'CREATE')`, role).Scan(&can); err != nil {
-		return false, fmt.Errorf("sandbox: %w", err)
-	}
-	if !can {
-		if _, err := tx.ExecContext(ctx, `GRANT CREATE ON SCHEMA `+quoteIdent(b.schema)+` TO `+quoteIdent(role)); err != nil {
-			return false, fmt.Errorf("sandbox: grant role %s CREATE on schema %s for its schema work (the host's role must own the schema or hold CREATE on it WITH GRANT OPTION): %w", role, b.schema, err)
-		}
+	if granted, err = b.grantCreate(ctx, tx, role); err != nil {
+		return false, fmt.Errorf("sandbox: for the plugin's schema work: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `SET LOCAL ROLE `+quoteIdent(role)); err != nil {
 		return false, fmt.Errorf("sandbox: %w", err)
 	}
-	return !can, nil
+	return granted, nil
 }
 
 // leaveSchema ends what enterSchema began: it checks the plugin's code
 // did not change role, returns to the host's role, revokes CREATE and
 // fails when the plugin created a table or view outside its namespace.
+//
+// What it does not catch (for the README): the plugin's schema work runs
+// in the host's transaction under SET LOCAL ROLE, and the host's role is
+// a member of the plugin's, so a migration or once-hook can RESET ROLE,
+// act as the host (read or change users, create a table the host owns)
+// and SET LOCAL ROLE back to its own before it ends: PostgreSQL keeps no
+// trace of the role a statement ran as, and the transaction ends as the
+// plugin's role (TestPGSandboxMigrationResetAndSetBack). Only a schema
+// that ends as another role is caught (TestSandboxMigrationLeavesRole).
+// The same holds in the robust mode (Config.PluginDB): it covers the
+// plugin's statements at run time, not its schema work, which must stay
+// in the host's transaction with the ledger. The host's membership in
+// the plugin's roles also lets such a migration SET ROLE to another
+// plugin's role.
 func (b *pgSandbox) leaveSchema(ctx context.Context, tx *sql.Tx, plugin, prefix, role string, granted bool) error {
 	var user string
 	if err := tx.QueryRowContext(ctx, `SELECT current_user`).Scan(&user); err != nil {
@@ -355,5 +439,5 @@ func explainPG(plugin string, err error) error {
 // provision is the SQL an administrator runs to provision role for the
 // host.
 func (b *pgSandbox) provision(role string) string {
-	return fmt.Sprintf("CREATE ROLE %s NOLOGIN; GRANT %s TO %s;", quoteIdent(role), quoteIdent(role), quoteIdent(b.hostRole))
+	return `CREATE ROLE ` + quoteIdent(role) + ` NOLOGIN; ` + b.grantRole(role) + `;`
 }

@@ -99,10 +99,10 @@ func (s *schemaSession) sandboxHandle(ctx context.Context, p *plugin, d *DB, rea
 		if err != nil {
 			return err
 		}
-		if err := b.ensureRole(ctx, s.conn, cat, role, s.lock); err != nil {
+		if err := b.ensureRole(ctx, s.conn, cat, p.id, role, s.lock); err != nil {
 			return err
 		}
-		if err := b.adoptTables(ctx, s.conn, cat, d.prefix, role, readTables, s.lock); err != nil {
+		if err := b.adoptTables(ctx, s.conn, cat, p.id, d.prefix, role, readTables, s.lock); err != nil {
 			return err
 		}
 		pool, err := b.pool(ctx, s.m, s.conn, p.id, role)
