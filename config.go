@@ -189,7 +189,9 @@ type Config struct {
 	// statements, logged in as role, the plugin's role (provisioned by the
 	// operator with LOGIN; Manager.SandboxRoles lists them): then the
 	// plugin's own SQL cannot leave the role, as it can by default, where
-	// its connections are the host's with SET ROLE. The Manager does not
+	// its connections are the host's with SET ROLE. The pool must be on the
+	// host's database, with the host's schema first in its search_path;
+	// Start checks its login, database and schema. The Manager does not
 	// close the pools it returns. Nil: the default.
 	PluginDB func(pluginID, role string) (*sql.DB, error)
 }
