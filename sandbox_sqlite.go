@@ -119,6 +119,12 @@ var sqliteSchemaTables = map[string]bool{
 	"sqlite_master": true, "sqlite_schema": true, "sqlite_temp_master": true, "sqlite_temp_schema": true,
 }
 
+// sqliteFuncTables are the table-valued functions a plugin may read: they
+// read their arguments, not the database.
+var sqliteFuncTables = map[string]bool{
+	"json_each": true, "json_tree": true, "jsonb_each": true, "jsonb_tree": true, "generate_series": true,
+}
+
 // denial is what the authorizer refused, for the error.
 type denial struct{ action, object string }
 
@@ -129,7 +135,12 @@ func (p *sqlitePolicy) authorize(op int, a1, a2, a3 string) *denial {
 		return &denial{"run", "anything"}
 	}
 	switch op {
-	case sqliteSelect, sqliteTransaction, sqliteSavepoint, sqliteRecursive:
+	case sqliteTransaction:
+		if p.ddl {
+			return &denial{"begin or end", "the schema transaction, which the Manager commits with its ledger rows"}
+		}
+		return nil
+	case sqliteSelect, sqliteSavepoint, sqliteRecursive:
 		return nil
 	case sqliteFunction:
 		if strings.EqualFold(a2, "load_extension") {
@@ -137,7 +148,7 @@ func (p *sqlitePolicy) authorize(op int, a1, a2, a3 string) *denial {
 		}
 		return nil
 	case sqliteRead:
-		if own(a1) || p.reads[a1] && a3ok(a3) || sqliteSchemaTables[a1] || a1 == "sqlite_sequence" {
+		if own(a1) || p.reads[a1] && a3ok(a3) || sqliteSchemaTables[a1] || a1 == "sqlite_sequence" || sqliteFuncTables[a1] {
 			return nil
 		}
 		// SQLite names no database for a common table expression, and
@@ -148,12 +159,12 @@ func (p *sqlitePolicy) authorize(op int, a1, a2, a3 string) *denial {
 		}
 		return &denial{"read", fmt.Sprintf("table %q", a1)}
 	case sqliteInsert, sqliteUpdate, sqliteDelete:
-		if a1 == "sqlite_temp_master" || a1 == "sqlite_temp_schema" {
-			return &denial{"create or drop", "a temporary object, which could hide a table of the host's connection"}
-		}
-		// SQLite asks to write its catalog for the plugin's schema changes,
-		// themselves authorized one by one.
-		if own(a1) || a1 == "sqlite_sequence" || p.ddl && (a1 == "sqlite_master" || a1 == "sqlite_schema") && a3ok(a3) {
+		// SQLite asks to write its catalog for a schema change, which it
+		// then authorizes itself (a statement cannot write the catalog
+		// without PRAGMA writable_schema, which is refused).
+		// SQLite writes sqlite_sequence itself when a table with an
+		// AUTOINCREMENT key is renamed or dropped: in schema work only.
+		if own(a1) || sqliteSchemaTables[a1] || p.ddl && a1 == "sqlite_sequence" && a3ok(a3) {
 			return nil
 		}
 		if p.reads[a1] {
@@ -286,7 +297,7 @@ func setPolicy(conn *sql.Conn, p *sqlitePolicy) (*sqliteGuard, error) {
 // explainDenial turns err, the error of a statement the guard's policy
 // refused, into a *SandboxError; other errors are returned as they are.
 func (g *sqliteGuard) explainDenial(plugin string, err error) error {
-	if err == nil || g == nil || !strings.Contains(err.Error(), "not authorized") && !strings.Contains(err.Error(), "is prohibited") {
+	if err == nil || g == nil || !strings.Contains(err.Error(), "not authorized") && !strings.Contains(err.Error(), "is prohibited") && !strings.Contains(err.Error(), "authorization denied") {
 		return err
 	}
 	d := g.denied.Load()
