@@ -528,6 +528,9 @@ func (t *Tx) Rebind(query string) string { return t.db.Rebind(query) }
 // [DB.ExecContext]'s does.
 func (t *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	query = t.db.Rebind(query)
+	if err := t.checkHookStatement(query); err != nil {
+		return nil, err
+	}
 	res, err := t.tx.ExecContext(ctx, query, args...)
 	if err != nil {
 		err = t.explain(t.db.explain(query, err, t.guard))
@@ -540,6 +543,9 @@ func (t *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Re
 // [DB.QueryContext]'s does.
 func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	query = t.db.Rebind(query)
+	if err := t.checkHookStatement(query); err != nil {
+		return nil, err
+	}
 	rows, err := t.tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		err = t.explain(t.db.explain(query, err, t.guard))
@@ -550,7 +556,32 @@ func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.
 // QueryRowContext runs a query returning at most one row in the
 // transaction.
 func (t *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.db.Rebind(query), args...)
+	query = t.db.Rebind(query)
+	if t.checkHookStatement(query) != nil {
+		// A Row that runs nothing: its error is a context's.
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		return t.tx.QueryRowContext(cctx, query, args...)
+	}
+	return t.tx.QueryRowContext(ctx, query, args...)
+}
+
+// checkHookStatement refuses, in the transaction of a hook, a statement
+// that would end it or change the session's role: the Manager commits it
+// with its ledger rows, and on PostgreSQL the plugin's role lasts only
+// until the transaction ends.
+func (t *Tx) checkHookStatement(query string) error {
+	if t.hook == "" {
+		return nil
+	}
+	kw, _, found := sqlgen.TransactionControl(t.db.dialect, query)
+	if !found {
+		kw, _, found = sqlgen.RoleControl(t.db.dialect, query)
+	}
+	if !found {
+		return nil
+	}
+	return &SandboxError{Plugin: t.db.plugin, Action: "run", Object: fmt.Sprintf("%s in the transaction of %s, which the Manager ends", kw, t.hook)}
 }
 
 // Commit commits the transaction. The transaction of a hook is refused:

@@ -62,3 +62,27 @@ func TestSandboxRefusesTemporaryTablesInMigrations(t *testing.T) {
 		require.Zero(t, n, "the migration rolled back whole")
 	})
 }
+
+// On PostgreSQL a function a plugin's migration creates outside its
+// namespace could take a name the host needs: the plugin fails, and the
+// migration rolls back.
+func TestSandboxRefusesFunctionsOutsideTheNamespace(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		if e.dialect != testdb.Postgres {
+			return // SQLite has no SQL functions to create
+		}
+		p := &fake{manifest: manifest("fn", "1.0.0"), migrations: sqlFiles(map[string]string{
+			"postgres/0001_fn.sql": "CREATE FUNCTION now_plus() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+			"sqlite/0001_fn.sql":   "SELECT 1",
+		})}
+		m := e.start(e.config(p))
+		st := status(t, m, "fn")
+		require.Equal(t, pluginhost.StateFailed, st.State)
+		require.ErrorIs(t, st.Err, pluginhost.ErrSandbox)
+		require.Contains(t, st.Reason, "function now_plus")
+		var n int
+		require.NoError(t, e.db.QueryRow(`SELECT count(*) FROM pg_proc WHERE proname = 'now_plus'`).Scan(&n))
+		require.Zero(t, n)
+	})
+}

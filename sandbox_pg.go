@@ -403,16 +403,21 @@ func (b *pgSandbox) leaveSchema(ctx context.Context, tx *sql.Tx, plugin, prefix,
 	var stray string
 	// A temporary table would outlive the transaction on the host's
 	// connection, and hide a table of the same name from the host.
-	err := tx.QueryRowContext(ctx, `SELECT c.relname FROM pg_class c WHERE c.relowner = $1::regrole
-		AND c.relkind IN `+pgRelkinds+` AND (c.relname NOT LIKE $2 ESCAPE '\' OR c.relnamespace = pg_my_temp_schema())
-		ORDER BY c.relname LIMIT 1`, role, likePrefix(prefix)).Scan(&stray)
+	// A function outside the namespace could take a name the host needs,
+	// or be one the host's SQL calls.
+	err := tx.QueryRowContext(ctx, `SELECT name FROM (
+		SELECT 'table ' || quote_ident(c.relname) AS name FROM pg_class c WHERE c.relowner = $1::regrole
+			AND c.relkind IN `+pgRelkinds+` AND (c.relname NOT LIKE $2 ESCAPE '\' OR c.relnamespace = pg_my_temp_schema())
+		UNION ALL
+		SELECT 'function ' || quote_ident(p.proname) FROM pg_proc p WHERE p.proowner = $1::regrole AND p.proname NOT LIKE $2 ESCAPE '\'
+		) x ORDER BY name LIMIT 1`, role, likePrefix(prefix)).Scan(&stray)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
 	case err != nil:
 		return err
 	}
-	return &SandboxError{Plugin: plugin, Action: "create", Object: fmt.Sprintf("table %q, outside its namespace (or temporary): its tables' names start with %q", stray, prefix)}
+	return &SandboxError{Plugin: plugin, Action: "create", Object: fmt.Sprintf("%s, outside its namespace (or temporary): the names of its tables and functions start with %q", stray, prefix)}
 }
 
 // pgDenied matches PostgreSQL's insufficient_privilege messages, for the

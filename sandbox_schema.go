@@ -137,6 +137,11 @@ type schemaGuard struct {
 	role    string // PostgreSQL
 	granted bool   // PostgreSQL: CREATE on the schema was granted for it
 	guard   *sqliteGuard
+	// outside is what lay outside the plugin's namespace when its schema
+	// work began (SQLite): what the authorizer cannot see, a table renamed
+	// out of the namespace or the host's rows of sqlite_sequence, shows as
+	// a change when it ends.
+	outside map[string]string
 }
 
 // enterSandbox makes the statements that follow in tx, the plugin's
@@ -150,7 +155,14 @@ func (s *schemaSession) enterSandbox(ctx context.Context, tx *sql.Tx, p *plugin,
 	case SQLite:
 		policy := *d.policy
 		policy.ddl = true
-		var err error
+		err := s.conn.Raw(func(dc any) error {
+			var err error
+			g.outside, err = sqliteOutside(dc, d.prefix)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
 		if g.guard, err = setPolicy(s.conn, &policy); err != nil {
 			return nil, err
 		}
@@ -184,8 +196,19 @@ func (g *schemaGuard) leave(ctx context.Context, tx *sql.Tx, failed bool) error 
 		return nil
 	}
 	if g.guard != nil {
-		_, err := setPolicy(g.s.conn, nil)
-		return err
+		if _, err := setPolicy(g.s.conn, nil); err != nil || failed {
+			return err
+		}
+		var after map[string]string
+		err := g.s.conn.Raw(func(dc any) error {
+			var err error
+			after, err = sqliteOutside(dc, g.d.prefix)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sandbox: %w", err)
+		}
+		return outsideChanged(g.d.policy, g.outside, after)
 	}
 	if failed {
 		return nil

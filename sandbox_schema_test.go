@@ -21,7 +21,8 @@ import (
 // SeedOnce hook.
 var schemaEscapes = []escape{
 	{name: "read users", sql: `CREATE TABLE intruder__copy AS SELECT * FROM users`, object: "users"},
-	{name: "count users", sql: `INSERT INTO intruder__items (title) SELECT count(*) FROM users`, object: "users"},
+	{name: "count users", sql: `INSERT INTO intruder__items (title) SELECT count(*) FROM users`, object: "users", only: testdb.Postgres},
+	{name: "count another plugin's rows", sql: `INSERT INTO intruder__items (title) SELECT count(*) FROM victim__items`, object: "victim__items"},
 	{name: "update a password hash", sql: `UPDATE users SET password_hash = 'stolen' WHERE id = 1`, object: "users"},
 	{name: "read settings", sql: `INSERT INTO intruder__items (title) SELECT value FROM pluginhost_settings`, object: "pluginhost_settings"},
 	{name: "rewrite settings", sql: `UPDATE pluginhost_settings SET value = '"x"'`, object: "pluginhost_settings"},
@@ -33,8 +34,10 @@ var schemaEscapes = []escape{
 	{name: "alter another plugin's table", sql: `ALTER TABLE victim__items ADD COLUMN planted TEXT`, object: "victim__items"},
 	{name: "rename another plugin's table", sql: `ALTER TABLE victim__items RENAME TO intruder__stolen`, object: "victim__items"},
 	{name: "create an unprefixed table", sql: `CREATE TABLE users2 (x INTEGER)`, object: "users2", late: true},
+	{name: "rename its table out of its namespace", sql: `ALTER TABLE intruder__items RENAME TO users2`, object: "users2", late: true},
 	{name: "index on users", sql: `CREATE INDEX intruder__ix ON users (password_hash)`, object: "users"},
 	{name: "trigger on users", sql: `CREATE TRIGGER intruder__tr AFTER INSERT ON users BEGIN DELETE FROM users; END`, object: "users", only: testdb.SQLite},
+	{name: "rewrite the host's sequences", sql: `UPDATE sqlite_sequence SET seq = 0 WHERE name = 'users'`, object: "sqlite_sequence", only: testdb.SQLite, late: true},
 	{name: "attach a database", sql: `ATTACH DATABASE ':memory:' AS x`, object: "database", only: testdb.SQLite},
 	{name: "turn foreign keys off", sql: `PRAGMA foreign_keys = OFF`, object: "PRAGMA foreign_keys", only: testdb.SQLite},
 	{name: "make the schema writable", sql: `PRAGMA writable_schema = ON`, object: "PRAGMA writable_schema", only: testdb.SQLite},
@@ -43,16 +46,15 @@ var schemaEscapes = []escape{
 	{name: "create a schema", sql: `CREATE SCHEMA intruder_s`, object: "database", only: testdb.Postgres},
 }
 
-// seedEscapes are tried from the SeedOnce hook only: a migration file
-// with them is refused before it runs.
-//
-// On PostgreSQL the COMMIT is not refused yet: it ends the host's schema
-// transaction, and with it SET LOCAL ROLE, so that the hook's next
-// statements run as the host's role, committed (the plugin fails after,
-// too late). Open: it needs the schema work's role to survive a COMMIT,
-// or Tx to refuse transaction control, outside this file.
+// seedEscapes are tried from the SeedOnce hook (the first only there: a
+// migration file with a COMMIT is refused before it runs). A hook's Tx
+// refuses transaction control and role changes before they reach the
+// database: on PostgreSQL a COMMIT would end the schema transaction and
+// its SET LOCAL ROLE, and the hook's next statements would run as the
+// host.
 var seedEscapes = []escape{
-	{name: "commit the schema transaction, then update users", sql: `COMMIT`, object: "transaction", only: testdb.SQLite},
+	{name: "commit the schema transaction, then update users", sql: `COMMIT`, object: "transaction"},
+	{name: "reset its role, then update users", sql: `RESET ROLE`, object: "RESET ROLE", only: testdb.Postgres},
 }
 
 // requireSchemaRefused checks that the intruder failed its schema phase

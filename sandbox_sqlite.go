@@ -3,8 +3,12 @@ package pluginhost
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"slices"
 	"reflect"
 	"runtime"
 	"strings"
@@ -292,6 +296,71 @@ func setPolicy(conn *sql.Conn, p *sqlitePolicy) (*sqliteGuard, error) {
 		return nil
 	})
 	return g, err
+}
+
+// sqliteOutside returns what the sandbox checks outside the plugin's
+// namespace (prefix), read on dc as the host: the tables and views (type
+// → name; temporary ones too) and the host's rows of sqlite_sequence.
+func sqliteOutside(dc any, prefix string) (map[string]string, error) {
+	q, ok := dc.(driver.QueryerContext)
+	if !ok {
+		return nil, fmt.Errorf("the SQLite driver's connection (%T) cannot query", dc)
+	}
+	out := map[string]string{}
+	args := []driver.NamedValue{{Ordinal: 1, Value: int64(len(prefix))}, {Ordinal: 2, Value: prefix}}
+	err := queryPairs(q, `SELECT 'table ' || quote(name), type FROM sqlite_master
+		WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND substr(name, 1, ?) <> ?
+		UNION ALL SELECT 'temporary table ' || quote(name), type FROM sqlite_temp_master WHERE type IN ('table', 'view')`, args, out)
+	if err != nil {
+		return nil, err
+	}
+	seq := map[string]string{}
+	if err := queryPairs(q, `SELECT name, 'x' FROM sqlite_master WHERE name = 'sqlite_sequence'`, nil, seq); err != nil {
+		return nil, err
+	}
+	if len(seq) > 0 {
+		err = queryPairs(q, `SELECT 'row ' || quote(name) || ' of sqlite_sequence', seq FROM sqlite_sequence WHERE substr(name, 1, ?) <> ?`, args, out)
+	}
+	return out, err
+}
+
+// queryPairs adds the rows of a two-column query to out.
+func queryPairs(q driver.QueryerContext, query string, args []driver.NamedValue, out map[string]string) error {
+	rows, err := q.QueryContext(context.Background(), query, args)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	row := make([]driver.Value, 2)
+	for {
+		if err := rows.Next(row); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		out[fmt.Sprint(row[0])] = fmt.Sprint(row[1])
+	}
+}
+
+// outsideChanged returns the *SandboxError for the first change of the
+// plugin's schema work outside its namespace, or nil.
+func outsideChanged(p *sqlitePolicy, before, after map[string]string) error {
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		if v, ok := before[k]; !ok || v != after[k] {
+			// A table or view that is new, or a sequence that changed.
+			if strings.HasSuffix(k, " of sqlite_sequence") {
+				return &SandboxError{Plugin: p.plugin, Action: "write", Object: fmt.Sprintf("table \"sqlite_sequence\": the %s, which is the host's", strings.TrimSuffix(k, " of sqlite_sequence"))}
+			}
+			return &SandboxError{Plugin: p.plugin, Action: "create", Object: fmt.Sprintf("%s, outside its namespace: its tables' names start with %q", k, p.prefix)}
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(before)) {
+		if _, ok := after[k]; !ok {
+			return &SandboxError{Plugin: p.plugin, Action: "change", Object: fmt.Sprintf("%s, which is not one of its tables", k)}
+		}
+	}
+	return nil
 }
 
 // explainDenial turns err, the error of a statement the guard's policy

@@ -183,6 +183,13 @@ func (s *schemaSession) runSandboxed(ctx context.Context, tx *sql.Tx, p *plugin,
 	} else {
 		d = &DB{} // not sandboxed
 	}
+	if d.sandboxed {
+		for _, mig := range plan.migrations {
+			if kw, _, found := sqlgen.RoleControl(s.dialect, mig.SQL); found {
+				return &SandboxError{Plugin: p.id, Action: "run", Object: fmt.Sprintf("%s in migration %s: its schema work runs as its role", kw, mig.Version)}
+			}
+		}
+	}
 	g, err := s.enterSandbox(ctx, tx, p, d)
 	if err != nil {
 		return err

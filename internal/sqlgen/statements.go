@@ -175,3 +175,74 @@ func skipFlatComment(q string, i int) int {
 func isWordStart(c byte) bool {
 	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
 }
+
+// RoleControl reports the first statement of script that changes the
+// session's role or authorization: SET [SESSION | LOCAL] ROLE, RESET ROLE,
+// SET [SESSION | LOCAL] SESSION AUTHORIZATION, RESET SESSION
+// AUTHORIZATION and RESET ALL, with its keywords and byte offset. Text in
+// strings, comments and dollar-quoted bodies is not looked into: SQL that
+// a function or a DO block runs (EXECUTE, set_config) is not found.
+func RoleControl(d Dialect, script string) (keywords string, offset int, ok bool) {
+	var words []string
+	start, depth := -1, 0
+	for i := 0; ; {
+		tok, s, next := nextToken(d, script, i)
+		if next == s {
+			return "", 0, false
+		}
+		i = next
+		switch tok {
+		case ";":
+			if depth == 0 {
+				words, start = words[:0], -1
+			}
+			continue
+		case "(":
+			depth++
+		case ")":
+			if depth > 0 {
+				depth--
+			}
+		}
+		if start < 0 {
+			start = s
+		}
+		if len(words) >= 4 {
+			continue
+		}
+		w := ""
+		if isWordStart(tok[0]) {
+			w = strings.ToUpper(tok)
+		}
+		words = append(words, w)
+		if kw := roleStatement(words); kw != "" {
+			return kw, start, true
+		}
+	}
+}
+
+// roleStatement names the role statement that the first words of a
+// statement begin, or "".
+func roleStatement(w []string) string {
+	if len(w) < 2 || (w[0] != "SET" && w[0] != "RESET") {
+		return ""
+	}
+	n := 1 // the words before ROLE or SESSION AUTHORIZATION
+	if w[0] == "SET" && (w[1] == "LOCAL" || w[1] == "SESSION") {
+		if len(w) < 3 {
+			return ""
+		}
+		if w[1] == "LOCAL" || w[2] == "ROLE" {
+			n = 2
+		}
+	}
+	switch {
+	case w[0] == "RESET" && w[1] == "ALL":
+		return "RESET ALL"
+	case w[n] == "ROLE":
+		return strings.Join(w[:n+1], " ")
+	case w[n] == "SESSION" && len(w) > n+1 && w[n+1] == "AUTHORIZATION":
+		return strings.Join(w[:n+2], " ")
+	}
+	return ""
+}
