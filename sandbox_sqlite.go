@@ -236,6 +236,7 @@ func (p *sqlitePolicy) schemaChange(op int, a1, a2, a3 string) *denial {
 
 // sqliteGuard is the authorizer state of one connection.
 type sqliteGuard struct {
+	conn   weak.Pointer[byte] // its connection
 	policy atomic.Pointer[sqlitePolicy]
 	denied atomic.Pointer[denial] // the last action refused
 }
@@ -253,10 +254,17 @@ func (g *sqliteGuard) callback(op int, a1, a2, a3 string) int {
 	return sqliteOK
 }
 
-// guards maps each driver connection the sandbox used to its guard. The
-// keys are weak: a connection the pool closed is dropped from the map
-// once it is collected.
-var guards sync.Map // weak.Pointer[byte] → *sqliteGuard
+// guards maps the address of each driver connection the sandbox used to
+// its guard. An entry is checked against the guard's weak pointer to its
+// connection, since a connection the pool closed and the collector freed
+// may leave its address to a new one; a cleanup drops it.
+var guards sync.Map // uintptr → *sqliteGuard
+
+// guardKey is what a guard's cleanup drops.
+type guardKey struct {
+	addr uintptr
+	g    *sqliteGuard
+}
 
 // guardOf returns the guard of a driver connection, registering its
 // authorizer the first time.
@@ -270,14 +278,14 @@ func guardOf(dc any) (*sqliteGuard, error) {
 		return nil, fmt.Errorf("the SQLite driver's connection (%T) is not a pointer", dc)
 	}
 	base := (*byte)(v.UnsafePointer())
-	key := weak.Make(base)
-	if g, ok := guards.Load(key); ok {
+	addr := uintptr(v.UnsafePointer())
+	if g, ok := guards.Load(addr); ok && g.(*sqliteGuard).conn.Value() == base {
 		return g.(*sqliteGuard), nil
 	}
-	g := &sqliteGuard{}
+	g := &sqliteGuard{conn: weak.Make(base)}
 	a.RegisterAuthorizer(g.callback)
-	guards.Store(key, g)
-	runtime.AddCleanup(base, func(k weak.Pointer[byte]) { guards.Delete(k) }, key)
+	guards.Store(addr, g)
+	runtime.AddCleanup(base, func(k guardKey) { guards.CompareAndDelete(k.addr, k.g) }, guardKey{addr, g})
 	return g, nil
 }
 
