@@ -397,6 +397,7 @@ func bootReplicas(t *testing.T, d testdb.Dialect, n int, mode bootMode) (waited 
 		cfg := pluginhost.Config{
 			DB: pools[i], Registry: registry(t, replicaPlugins()...), Logger: watch.logger(i, logs[i]),
 			CoreMigrations: core, RequireAll: true,
+			MaxConns: 1, // each plugin's pool of one connection, within the server's max_connections
 		}
 		if mode == bootRendezvous {
 			var once sync.Once

@@ -157,7 +157,9 @@ func bootRound(t testing.TB, d testdb.Dialect, dsn string, n int, plugins func(i
 		require.NoError(t, err)
 		pool.SetMaxOpenConns(2) // 16 replicas within the server's max_connections, shared with other tests
 		pools[i] = pool
-		cfg := pluginhost.Config{DB: pool, Registry: registry(t, plugins(i)...), Logger: discardLogger(), RequireAll: true}
+		// MaxConns: each plugin's pool of one connection (on PostgreSQL
+		// the sandbox gives each plugin a pool of its own).
+		cfg := pluginhost.Config{DB: pool, Registry: registry(t, plugins(i)...), Logger: discardLogger(), RequireAll: true, MaxConns: 1}
 		if config != nil {
 			config(i, &cfg)
 		}
