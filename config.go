@@ -235,6 +235,7 @@ func (c *Config) validate() (*secret.Sealer, error) {
 	c.checkMiddleware(&errs)
 	c.checkRequired(&errs)
 	c.checkPermissions(&errs)
+	c.checkSandbox(&errs)
 	groups := c.checkCoreSettingGroups(&errs)
 	c.checkCoreSettings(&errs, groups, sealer)
 	return sealer, errors.Join(errs...)

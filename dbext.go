@@ -289,18 +289,15 @@ func (d *DB) TableOf(plugin, name string) string {
 
 // checkTable returns nil when Table or TableOf accepts (plugin, name).
 func (d *DB) checkTable(plugin, name string) error {
-	if err := sqlgen.ValidName("table", name); err != nil {
-		return fmt.Errorf("pluginhost: plugin %q: table %q: %w", d.plugin, name, err)
-	}
 	ts := d.tables.Load()
-	if ts == nil {
-		if plugin != d.plugin && d.plugin != "" {
-			return d.tableErr(plugin, name)
-		}
-		return nil // before the schema phase: the name is well formed
+	if ts != nil && (plugin == d.plugin && ts.own[name] || plugin != d.plugin && ts.reads[plugin][name]) {
+		return nil // the common case, on every request of some handlers: no more than a lookup
 	}
-	if plugin == d.plugin && ts.own[name] || plugin != d.plugin && ts.reads[plugin][name] {
-		return nil
+	if err := sqlgen.ValidName("table", name); err != nil {
+		return fmt.Errorf("pluginhost: plugin %q: %w", d.plugin, err)
+	}
+	if ts == nil && (plugin == d.plugin || d.plugin == "") {
+		return nil // before the schema phase: the name is well formed
 	}
 	return d.tableErr(plugin, name)
 }
@@ -391,16 +388,19 @@ func (d *DB) QueryRowContext(ctx context.Context, query string, args ...any) *Ro
 	return &Row{rows: rows, done: func() { d.releaseAfter(conn) }, db: d, query: query}
 }
 
-// Row is the result of [DB.QueryRowContext]: like [sql.Row], it holds
-// the query's error, if any, until Scan.
+// Row is the result of [DB.QueryRowContext] and [Tx.QueryRowContext]:
+// like [sql.Row], it holds the query's error, if any, until Scan.
 type Row struct {
-	row  *sql.Row  // the query ran on the pool
+	row  *sql.Row  // the query ran on the pool, or in a transaction
 	rows *sql.Rows // the query ran on a connection of its own, given back by done
 	done func()
 	err  error
-	// db and query explain an error of the query's that comes at Scan.
+	// db, query, guard (SQLite) and tx (a transaction's row) explain an
+	// error of the query's that comes at Scan.
 	db    *DB
 	query string
+	guard *sqliteGuard
+	tx    *Tx
 }
 
 // Scan copies the columns of the row into dest, as [sql.Row.Scan] does:
@@ -410,7 +410,10 @@ func (r *Row) Scan(dest ...any) error {
 	case r.row != nil:
 		err := r.row.Scan(dest...)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			err = r.db.explain(r.query, err, nil)
+			err = r.db.explain(r.query, err, r.guard)
+			if r.tx != nil {
+				err = r.tx.explain(err)
+			}
 		}
 		return err
 	case r.err != nil:
@@ -554,16 +557,14 @@ func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.
 }
 
 // QueryRowContext runs a query returning at most one row in the
-// transaction.
-func (t *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+// transaction. Its error comes from Row.Scan, explained as
+// [Tx.QueryContext]'s.
+func (t *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *Row {
 	query = t.db.Rebind(query)
-	if t.checkHookStatement(query) != nil {
-		// A Row that runs nothing: its error is a context's.
-		cctx, cancel := context.WithCancel(ctx)
-		cancel()
-		return t.tx.QueryRowContext(cctx, query, args...)
+	if err := t.checkHookStatement(query); err != nil {
+		return &Row{err: err}
 	}
-	return t.tx.QueryRowContext(ctx, query, args...)
+	return &Row{row: t.tx.QueryRowContext(ctx, query, args...), db: t.db, query: query, guard: t.guard, tx: t}
 }
 
 // checkHookStatement refuses, in the transaction of a hook, a statement

@@ -290,6 +290,11 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"SecretKey long", func(c *pluginhost.Config) { c.SecretKey = make([]byte, 33) }, []string{"Config.SecretKey"}},
 		{"SecretKey empty", func(c *pluginhost.Config) { c.SecretKey = []byte{} }, []string{"Config.SecretKey"}},
 		{"Middleware nil", func(c *pluginhost.Config) { c.Middleware = []func(http.Handler) http.Handler{pass, nil} }, []string{"Config.Middleware[1]"}},
+		{"SandboxRolePrefix not a role name", func(c *pluginhost.Config) { c.SandboxRolePrefix = "My-App_" }, []string{"Config.SandboxRolePrefix", `"My-App_"`, "lowercase"}},
+		{"SandboxRolePrefix too long", func(c *pluginhost.Config) { c.SandboxRolePrefix = strings.Repeat("a", 24) }, []string{"Config.SandboxRolePrefix", "at most 23 bytes"}},
+		{"PluginDB on SQLite", func(c *pluginhost.Config) {
+			c.PluginDB = func(string, string) (*sql.DB, error) { return nil, nil }
+		}, []string{"Config.PluginDB", "SQLite"}},
 		{"Required and Disabled", func(c *pluginhost.Config) {
 			c.Required, c.Disabled = []string{"a", "b"}, []string{"b"}
 		}, []string{"Config.Required", `"b"`, "Config.Disabled"}},

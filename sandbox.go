@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/pluginhost/pluginhost/internal/sqlgen"
+	"github.com/pluginhost/pluginhost/internal/pluginid"
 )
 
 // The database sandbox.
@@ -66,6 +66,35 @@ func (c *Config) sandboxed(id string) bool {
 	return !c.SandboxOff && !slices.Contains(c.Unsandboxed, id)
 }
 
+// checkSandbox checks the sandbox's fields: a role prefix that makes
+// valid, unquoted PostgreSQL role names within its 63 bytes for every
+// plugin id, and PluginDB only where there are roles.
+func (c *Config) checkSandbox(errs *configErrors) {
+	if p := c.SandboxRolePrefix; p != "" {
+		maxLen := 63 - pluginid.MaxLen
+		switch {
+		case len(p) > maxLen:
+			errs.add("SandboxRolePrefix %q: at most %d bytes, so that a role name (the prefix and a plugin id of up to %d) fits PostgreSQL's 63", p, maxLen, pluginid.MaxLen)
+		case !validRolePrefix(p):
+			errs.add("SandboxRolePrefix %q: use lowercase letters, digits and underscores, starting with a letter", p)
+		}
+	}
+	if c.PluginDB != nil && c.Dialect == SQLite {
+		errs.add("PluginDB: it opens a plugin's PostgreSQL pool; on SQLite the sandbox is the connection's authorizer: leave it nil")
+	}
+}
+
+// validRolePrefix: lowercase letters, digits and "_", starting with a letter.
+func validRolePrefix(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !(c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '_')) {
+			return false
+		}
+	}
+	return true
+}
+
 // sandboxName is PluginStatus.Sandbox for plugin id.
 func (c *Config) sandboxName(id string) string {
 	switch {
@@ -93,7 +122,7 @@ type tableSet struct {
 func physicalTables(g ReadGrant) []string {
 	out := make([]string, 0, len(g.Tables))
 	for _, t := range g.Tables {
-		out = append(out, sqlgen.PluginPrefix(g.Plugin)+t)
+		out = append(out, tablePrefix(g.Plugin)+t)
 	}
 	return out
 }

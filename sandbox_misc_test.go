@@ -2,6 +2,7 @@ package pluginhost_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -84,5 +85,57 @@ func TestSandboxRefusesFunctionsOutsideTheNamespace(t *testing.T) {
 		var n int
 		require.NoError(t, e.db.QueryRow(`SELECT count(*) FROM pg_proc WHERE proname = 'now_plus'`).Scan(&n))
 		require.Zero(t, n)
+	})
+}
+
+// A transaction's QueryRowContext explains a refusal at Scan, as DB's
+// does: in a plugin's own transaction, the engine's refusal of another
+// table; in a hook's, a statement that would end it, refused before it
+// runs.
+func TestSandboxTxQueryRowExplainsRefusals(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		var hookErr error
+		var h *pluginhost.Host
+		p := &seedOnceFake{fake: &fake{manifest: manifest("rows", "1.0.0"),
+			tables: []pluginhost.Table{{Name: "t", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}}}},
+			init:   func(_ context.Context, host *pluginhost.Host) error { h = host; return nil }},
+			seedOnce: func(ctx context.Context, _ *pluginhost.Host, tx *pluginhost.Tx) error {
+				var n int
+				hookErr = tx.QueryRowContext(ctx, `COMMIT`).Scan(&n)
+				return nil
+			}}
+		e.start(e.config(p))
+		var se *pluginhost.SandboxError
+		require.ErrorAs(t, hookErr, &se)
+		require.Equal(t, "rows", se.Plugin)
+		require.Contains(t, se.Object, "COMMIT in the transaction of")
+
+		ctx := context.Background()
+		tx, err := h.DB().BeginTx(ctx, nil)
+		require.NoError(t, err)
+		defer func() { _ = tx.Rollback() }()
+		var n int
+		require.NoError(t, tx.QueryRowContext(ctx, `SELECT count(*) FROM `+tx.Table("t")).Scan(&n))
+		err = tx.QueryRowContext(ctx, `SELECT count(*) FROM pluginhost_settings`).Scan(&n)
+		require.ErrorAs(t, err, &se)
+		require.Contains(t, se.Object, "pluginhost_settings")
+	})
+}
+
+// DB.Table's error for a name that is no table name says so once, naming
+// the plugin.
+func TestSandboxTableErrorNamesThePlugin(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		var h *pluginhost.Host
+		p := &fake{manifest: manifest("names", "1.0.0"), init: func(_ context.Context, host *pluginhost.Host) error { h = host; return nil }}
+		e.start(e.config(p))
+		defer func() {
+			msg := fmt.Sprint(recover())
+			require.True(t, strings.HasPrefix(msg, `pluginhost: plugin "names": table "x; DROP TABLE users; --": `), msg)
+			require.Equal(t, 1, strings.Count(msg, `table "x; DROP`), msg)
+		}()
+		h.DB().Table("x; DROP TABLE users; --")
 	})
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/pluginhost/pluginhost/internal/sqlgen"
 )
 
 // The PostgreSQL sandbox: a role per plugin.
@@ -48,9 +50,6 @@ func (c *Config) roleName(id string) string {
 	return prefix + strings.ReplaceAll(id, "-", "_")
 }
 
-// quoteIdent quotes a PostgreSQL identifier.
-func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-
 // pgSandbox is the Manager's PostgreSQL sandbox state: what it learnt of
 // the host's role, and the plugins' pools.
 type pgSandbox struct {
@@ -82,12 +81,12 @@ type pgRole struct{ member, usage bool }
 
 // loadRoles reads the host's role and the roles with the sandbox's
 // prefix, in one query.
-func (b *pgSandbox) loadRoles(ctx context.Context, q queryer, prefix string) (map[string]pgRole, error) {
+func (b *pgSandbox) loadRoles(ctx context.Context, q queryer) (map[string]pgRole, error) {
 	rows, err := q.QueryContext(ctx, `SELECT current_user, current_database(), current_schema(), h.rolsuper, h.rolcreaterole, r.rolname,
 		COALESCE(pg_has_role(current_user, r.oid, 'USAGE'), false),
 		COALESCE(has_schema_privilege(r.oid, current_schema(), 'USAGE'), false)
 		FROM pg_roles h LEFT JOIN pg_roles r ON r.rolname LIKE $1 ESCAPE '\'
-		WHERE h.rolname = current_user`, likePrefix(prefix))
+		WHERE h.rolname = current_user`, likePrefix(b.prefix))
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: read the roles: %w", err)
 	}
@@ -120,7 +119,7 @@ func (b *pgSandbox) ensureRole(ctx context.Context, q queryer, c *sandboxCatalog
 		}
 		if !exists && !b.super && !b.create {
 			return fmt.Errorf("sandbox: plugin %q: role %s does not exist, and the host's role %s may not create it (that needs CREATEROLE): provision it (Manager.SandboxRoles lists every plugin's) or leave the plugin outside the sandbox with Config.Unsandboxed; as an administrator, run: %s",
-				plugin, quoteIdent(role), quoteIdent(b.hostRole), b.provision(role))
+				plugin, sqlgen.Quote(role), sqlgen.Quote(b.hostRole), b.provision(role))
 		}
 		if !locked {
 			if err := lock(ctx); err != nil {
@@ -143,20 +142,20 @@ func (b *pgSandbox) ensureRole(ctx context.Context, q queryer, c *sandboxCatalog
 // on the schema, as far as each is missing.
 func (b *pgSandbox) provisionRole(ctx context.Context, q queryer, plugin, role string, exists, member, usage bool) error {
 	if !exists {
-		if _, err := q.ExecContext(ctx, `CREATE ROLE `+quoteIdent(role)+` NOLOGIN`); err != nil && !isDuplicate(err) {
-			return fmt.Errorf("sandbox: plugin %q: create role %s: %w", plugin, quoteIdent(role), err)
+		if _, err := q.ExecContext(ctx, `CREATE ROLE `+sqlgen.Quote(role)+` NOLOGIN`); err != nil && !isDuplicate(err) {
+			return fmt.Errorf("sandbox: plugin %q: create role %s: %w", plugin, sqlgen.Quote(role), err)
 		}
 	}
 	if !member {
 		if _, err := q.ExecContext(ctx, b.grantRole(role)); err != nil {
 			return fmt.Errorf("sandbox: plugin %q: the host's role %s must be a member of role %s, to do the plugin's schema work as it (%w); as an administrator, run: %s;",
-				plugin, quoteIdent(b.hostRole), quoteIdent(role), err, b.grantRole(role))
+				plugin, sqlgen.Quote(b.hostRole), sqlgen.Quote(role), err, b.grantRole(role))
 		}
 	}
 	if !usage {
 		if _, err := q.ExecContext(ctx, b.grantUsage(role)); err != nil {
 			return fmt.Errorf("sandbox: plugin %q: role %s needs USAGE on schema %s, which the host's role %s may not grant (%w); as an administrator, run: %s;",
-				plugin, quoteIdent(role), quoteIdent(b.schema), quoteIdent(b.hostRole), err, b.grantUsage(role))
+				plugin, sqlgen.Quote(role), sqlgen.Quote(b.schema), sqlgen.Quote(b.hostRole), err, b.grantUsage(role))
 		}
 	}
 	return nil
@@ -164,12 +163,12 @@ func (b *pgSandbox) provisionRole(ctx context.Context, q queryer, plugin, role s
 
 // grantRole is the statement that makes the host's role a member of role.
 func (b *pgSandbox) grantRole(role string) string {
-	return `GRANT ` + quoteIdent(role) + ` TO ` + quoteIdent(b.hostRole)
+	return `GRANT ` + sqlgen.Quote(role) + ` TO ` + sqlgen.Quote(b.hostRole)
 }
 
 // grantUsage is the statement that lets role use the host's schema.
 func (b *pgSandbox) grantUsage(role string) string {
-	return `GRANT USAGE ON SCHEMA ` + quoteIdent(b.schema) + ` TO ` + quoteIdent(role)
+	return `GRANT USAGE ON SCHEMA ` + sqlgen.Quote(b.schema) + ` TO ` + sqlgen.Quote(role)
 }
 
 // isDuplicate: another process created the object first.
@@ -177,8 +176,10 @@ func isDuplicate(err error) bool {
 	var se sqlStater
 	if errors.As(err, &se) {
 		switch se.SQLState() {
-		case "42710", "23505", "XX000": // duplicate_object; a concurrent insert into pg_authid
+		case "42710", "23505": // duplicate_object; a concurrent insert into pg_authid
 			return true
+		case "XX000": // internal_error, which a concurrent CREATE ROLE can give
+			return strings.Contains(err.Error(), "tuple concurrently updated")
 		}
 	}
 	return false
@@ -232,7 +233,7 @@ func (b *pgSandbox) adoptTables(ctx context.Context, conn *sql.Conn, c *sandboxC
 		}
 	}
 	if granted {
-		if _, err := tx.ExecContext(ctx, `REVOKE CREATE ON SCHEMA `+quoteIdent(b.schema)+` FROM `+quoteIdent(role)); err != nil {
+		if _, err := tx.ExecContext(ctx, b.revokeCreate(role)); err != nil {
 			return fmt.Errorf("sandbox: plugin %q: %w", plugin, err)
 		}
 	}
@@ -241,6 +242,11 @@ func (b *pgSandbox) adoptTables(ctx context.Context, conn *sql.Conn, c *sandboxC
 	}
 	c.stale = true
 	return nil
+}
+
+// revokeCreate is the statement that ends what grantCreate granted.
+func (b *pgSandbox) revokeCreate(role string) string {
+	return `REVOKE CREATE ON SCHEMA ` + sqlgen.Quote(b.schema) + ` FROM ` + sqlgen.Quote(role)
 }
 
 // grantCreate grants role CREATE on the schema in tx, unless it holds it;
@@ -253,8 +259,8 @@ func (b *pgSandbox) grantCreate(ctx context.Context, tx *sql.Tx, role string) (g
 	if can {
 		return false, nil
 	}
-	if _, err := tx.ExecContext(ctx, `GRANT CREATE ON SCHEMA `+quoteIdent(b.schema)+` TO `+quoteIdent(role)); err != nil {
-		return false, fmt.Errorf("grant role %s CREATE on schema %s (the host's role must own the schema or hold CREATE on it WITH GRANT OPTION): %w", quoteIdent(role), quoteIdent(b.schema), err)
+	if _, err := tx.ExecContext(ctx, `GRANT CREATE ON SCHEMA `+sqlgen.Quote(b.schema)+` TO `+sqlgen.Quote(role)); err != nil {
+		return false, fmt.Errorf("grant role %s CREATE on schema %s (the host's role must own the schema or hold CREATE on it WITH GRANT OPTION): %w", sqlgen.Quote(role), sqlgen.Quote(b.schema), err)
 	}
 	return true, nil
 }
@@ -286,7 +292,7 @@ func (b *pgSandbox) pool(ctx context.Context, m *Manager, conn *sql.Conn, id, ro
 		if err != nil {
 			return nil, err
 		}
-		setRole := `SET ROLE ` + quoteIdent(role)
+		setRole := `SET ROLE ` + sqlgen.Quote(role)
 		db = stdlib.OpenDB(*cc, stdlib.OptionAfterConnect(func(ctx context.Context, c *pgx.Conn) error {
 			_, err := c.Exec(ctx, setRole)
 			return err
@@ -317,10 +323,10 @@ func (b *pgSandbox) checkPluginDB(ctx context.Context, db *sql.DB, id, role stri
 	switch {
 	case session.String != role || current.String != role:
 		return fmt.Errorf("sandbox: plugin %q: Config.PluginDB's pool logs in as %s (current role %s); it must log in as the plugin's role, %s (created WITH LOGIN: see Manager.SandboxRoles)",
-			id, quoteIdent(session.String), quoteIdent(current.String), quoteIdent(role))
+			id, sqlgen.Quote(session.String), sqlgen.Quote(current.String), sqlgen.Quote(role))
 	case database.String != b.database || schema.String != b.schema:
 		return fmt.Errorf("sandbox: plugin %q: Config.PluginDB's pool, logged in as %s, uses database %s, schema %s; it must use the host's, database %s, schema %s (set its search_path)",
-			id, quoteIdent(role), quoteIdent(database.String), quoteIdent(schema.String), quoteIdent(b.database), quoteIdent(b.schema))
+			id, sqlgen.Quote(role), sqlgen.Quote(database.String), sqlgen.Quote(schema.String), sqlgen.Quote(b.database), sqlgen.Quote(b.schema))
 	}
 	return nil
 }
@@ -359,7 +365,7 @@ func (b *pgSandbox) enterSchema(ctx context.Context, tx *sql.Tx, role string) (g
 	if granted, err = b.grantCreate(ctx, tx, role); err != nil {
 		return false, fmt.Errorf("sandbox: for the plugin's schema work: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `SET LOCAL ROLE `+quoteIdent(role)); err != nil {
+	if _, err := tx.ExecContext(ctx, `SET LOCAL ROLE `+sqlgen.Quote(role)); err != nil {
 		return false, fmt.Errorf("sandbox: %w", err)
 	}
 	return granted, nil
@@ -367,21 +373,19 @@ func (b *pgSandbox) enterSchema(ctx context.Context, tx *sql.Tx, role string) (g
 
 // leaveSchema ends what enterSchema began: it checks the plugin's code
 // did not change role, returns to the host's role, revokes CREATE and
-// fails when the plugin created a table or view outside its namespace.
+// fails when the plugin created a table, view or function outside its
+// namespace, or a temporary table.
 //
-// What it does not catch (for the README): the plugin's schema work runs
-// in the host's transaction under SET LOCAL ROLE, and the host's role is
-// a member of the plugin's, so a migration or once-hook can RESET ROLE,
-// act as the host (read or change users, create a table the host owns)
-// and SET LOCAL ROLE back to its own before it ends: PostgreSQL keeps no
-// trace of the role a statement ran as, and the transaction ends as the
-// plugin's role (TestPGSandboxMigrationResetAndSetBack). Only a schema
-// that ends as another role is caught (TestSandboxMigrationLeavesRole).
-// The same holds in the robust mode (Config.PluginDB): it covers the
-// plugin's statements at run time, not its schema work, which must stay
-// in the host's transaction with the ledger. The host's membership in
-// the plugin's roles also lets such a migration SET ROLE to another
-// plugin's role.
+// What it does not catch (the README says so): the schema work runs in the
+// host's transaction under SET LOCAL ROLE, and the host's role is a member
+// of the plugin's. Migrations with a statement that changes the role are
+// refused before they run (runSandboxed) and a hook's Tx refuses them, but
+// SQL run dynamically (EXECUTE in a DO block, set_config) can act as the
+// host, or as another plugin, and set the role back before the work ends:
+// PostgreSQL keeps no trace of the role a statement ran as
+// (TestPGSandboxMigrationResetAndSetBack). The robust mode
+// (Config.PluginDB) covers the statements at run time, not the schema
+// work, which stays in the host's transaction with the ledger.
 func (b *pgSandbox) leaveSchema(ctx context.Context, tx *sql.Tx, plugin, prefix, role string, granted bool) error {
 	var user string
 	if err := tx.QueryRowContext(ctx, `SELECT current_user`).Scan(&user); err != nil {
@@ -396,7 +400,7 @@ func (b *pgSandbox) leaveSchema(ctx context.Context, tx *sql.Tx, plugin, prefix,
 		return err
 	}
 	if granted {
-		if _, err := tx.ExecContext(ctx, `REVOKE CREATE ON SCHEMA `+quoteIdent(b.schema)+` FROM `+quoteIdent(role)); err != nil {
+		if _, err := tx.ExecContext(ctx, b.revokeCreate(role)); err != nil {
 			return err
 		}
 	}
@@ -444,5 +448,5 @@ func explainPG(plugin string, err error) error {
 // provision is the SQL an administrator runs to provision role for the
 // host.
 func (b *pgSandbox) provision(role string) string {
-	return `CREATE ROLE ` + quoteIdent(role) + ` NOLOGIN; ` + b.grantRole(role) + `;`
+	return `CREATE ROLE ` + sqlgen.Quote(role) + ` NOLOGIN; ` + b.grantRole(role) + `;`
 }

@@ -378,8 +378,9 @@ func TestPGSandboxPluginDBWrongRole(t *testing.T) {
 
 // A migration that leaves the plugin's role, to copy users, is refused and
 // rolled back (on SQLite the copy itself is refused). leaveSchema checks
-// the role the plugin's part of the schema transaction ends with; it does
-// not see a migration that resets its role and sets it back in between:
+// the role the plugin's part of the schema transaction ends with; a
+// migration that resets its role and sets it back is refused before it
+// runs, and only dynamic SQL escapes both checks:
 // TestPGSandboxMigrationResetAndSetBack documents that.
 func TestSandboxMigrationLeavesRole(t *testing.T) {
 	t.Parallel()

@@ -3,6 +3,8 @@ package pluginhost
 import (
 	"context"
 	"fmt"
+
+	"github.com/pluginhost/pluginhost/internal/sqlgen"
 )
 
 // SandboxRoles returns the SQL an administrator runs, as a superuser or a
@@ -31,7 +33,7 @@ func (m *Manager) SandboxRoles(ctx context.Context) ([]string, error) {
 	}
 	// A sandbox state of its own: the Manager's belongs to Start.
 	b := &pgSandbox{dialect: Postgres, prefix: m.sandbox.pg.prefix}
-	roles, err := b.loadRoles(ctx, m.cfg.DB, b.prefix)
+	roles, err := b.loadRoles(ctx, m.cfg.DB)
 	if err != nil {
 		return nil, fmt.Errorf("pluginhost: %w", err)
 	}
@@ -43,7 +45,7 @@ func (m *Manager) SandboxRoles(ctx context.Context) ([]string, error) {
 		role := m.cfg.roleName(reg.key)
 		r, exists := roles[role]
 		if !exists {
-			out = append(out, `CREATE ROLE `+quoteIdent(role)+` NOLOGIN;`)
+			out = append(out, `CREATE ROLE `+sqlgen.Quote(role)+` NOLOGIN;`)
 		}
 		if !r.member && !b.super {
 			out = append(out, b.grantRole(role)+`;`)
@@ -52,7 +54,7 @@ func (m *Manager) SandboxRoles(ctx context.Context) ([]string, error) {
 			out = append(out, b.grantUsage(role)+`;`)
 		}
 		out = append(out, fmt.Sprintf("-- robust mode (Config.PluginDB): ALTER ROLE %s LOGIN PASSWORD '…'; then Config.PluginDB(%q, %q) returns a pool that logs in as it, with search_path %s",
-			quoteIdent(role), reg.key, role, quoteIdent(b.schema)))
+			sqlgen.Quote(role), reg.key, role, sqlgen.Quote(b.schema)))
 	}
 	return out, nil
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+
+	"github.com/pluginhost/pluginhost/internal/sqlgen"
 )
 
 // The sandbox in the schema phase: each plugin's handle is set up before
@@ -256,7 +258,7 @@ func (c *sandboxCatalog) load(ctx context.Context, q queryer, b *pgSandbox) erro
 	query := `SELECT name, '', '' FROM sqlite_master WHERE type IN ('table', 'view')`
 	if b != nil && b.dialect == Postgres {
 		var err error
-		if c.roles, err = b.loadRoles(ctx, q, b.prefix); err != nil {
+		if c.roles, err = b.loadRoles(ctx, q); err != nil {
 			return err
 		}
 		query = `SELECT c.relname, pg_get_userbyid(c.relowner),
@@ -312,11 +314,11 @@ func (c *sandboxCatalog) tableChanges(prefix, role string, reads []string) []str
 		want := slices.Contains(reads, name)
 		switch {
 		case mine && t.owner != role:
-			stmts = append(stmts, `ALTER TABLE `+quoteIdent(name)+` OWNER TO `+quoteIdent(role))
+			stmts = append(stmts, `ALTER TABLE `+sqlgen.Quote(name)+` OWNER TO `+sqlgen.Quote(role))
 		case !mine && want && !readable:
-			stmts = append(stmts, `GRANT SELECT ON `+quoteIdent(name)+` TO `+quoteIdent(role))
+			stmts = append(stmts, `GRANT SELECT ON `+sqlgen.Quote(name)+` TO `+sqlgen.Quote(role))
 		case !mine && !want && readable:
-			stmts = append(stmts, `REVOKE ALL ON `+quoteIdent(name)+` FROM `+quoteIdent(role))
+			stmts = append(stmts, `REVOKE ALL ON `+sqlgen.Quote(name)+` FROM `+sqlgen.Quote(role))
 		}
 	}
 	return stmts
