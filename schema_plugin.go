@@ -60,6 +60,7 @@ type schemaPlan struct {
 	once       []onceHook        // the once-hooks not run yet on this database
 	entries    []migrate.Entry   // ledger rows to write with the work
 	changed    map[string]string // table → what changed, for the tables recreated
+	changes    []SchemaChange    // additive changes to apply and refused ones, in order
 	warnings   []string          // for the plugin's status: recorded tables no longer declared
 }
 
