@@ -314,6 +314,15 @@ func TestPlanOnARunningManager(t *testing.T) {
 		require.Equal(t, int32(1), c.init.Load())
 		// Still running: a setting can be written.
 		require.NoError(t, m.Settings().Set(ctx, "memo.token", "t"))
+
+		// An operator's choice, persisted, is what a Start would read.
+		require.NoError(t, m.Disable(ctx, "memo"))
+		p, err = m.Plan(ctx)
+		require.NoError(t, err)
+		memo = pluginPlan(t, p, "memo")
+		require.False(t, memo.Start)
+		require.Equal(t, pluginhost.StateDisabled, memo.State)
+		require.Equal(t, "disabled by an operator", memo.Reason)
 	})
 }
 
