@@ -84,11 +84,15 @@ func welcomeAt(version string, calls *hookCalls, migrations map[string]string) *
 	if migrations != nil {
 		f.migrations = sqlFiles(migrations)
 	}
-	f.install = func(ctx context.Context, _ *pluginhost.Host, tx *pluginhost.Tx) error { return note(ctx, tx, "install") }
+	f.install = func(ctx context.Context, _ *pluginhost.Host, tx *pluginhost.Tx) error {
+		return note(ctx, tx, "install")
+	}
 	f.upgrade = func(ctx context.Context, _ *pluginhost.Host, tx *pluginhost.Tx, from string) error {
 		return note(ctx, tx, "upgrade from "+from)
 	}
-	f.seedOnce = func(ctx context.Context, _ *pluginhost.Host, tx *pluginhost.Tx) error { return note(ctx, tx, "seed once") }
+	f.seedOnce = func(ctx context.Context, _ *pluginhost.Host, tx *pluginhost.Tx) error {
+		return note(ctx, tx, "seed once")
+	}
 	return f
 }
 
