@@ -67,9 +67,10 @@ func (s *schemaSession) runOnceHooks(ctx context.Context, p *plugin, tx *sql.Tx,
 	return nil
 }
 
-// ErrDowngrade: a plugin's manifest version is lower than the version its
-// schema was brought to on this database, and Config.AllowDowngrade does
-// not name it. The error names both versions.
+// ErrDowngrade is wrapped by the failure of a plugin whose manifest version
+// is lower than the version its schema was brought to on this database,
+// when Config.AllowDowngrade does not name it. The error names both
+// versions.
 var ErrDowngrade = errors.New("pluginhost: downgrade refused")
 
 // The ledger versions of the install and upgrade hooks. An upgrade's ends
