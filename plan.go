@@ -228,12 +228,7 @@ func pendingVersions(l migrate.Ledger, line string, all []migrate.Migration) ([]
 // pp: its declarations (plugin code, through callHook), the foreign-key
 // check and the plan from the session's ledger.
 func (m *Manager) planPlugin(ctx context.Context, sess *schemaSession, p *plugin, pp *PluginPlan) error {
-	var decl *declaration
-	err := m.callHook(ctx, p, "declare tables and migrations", func(context.Context) error {
-		var err error
-		decl, err = declare(p, sess.dialect)
-		return err
-	})
+	decl, err := sess.declare(ctx, p)
 	if err == nil {
 		err = sess.checkForeignKeys(ctx, p, decl)
 	}
