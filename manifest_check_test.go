@@ -72,9 +72,9 @@ default = "x"
 	require.Equal(t, "version", errs[0].Field)
 	require.Equal(t, 3, errs[0].Line)
 	require.Equal(t, []ManifestWarning{
-		{Field: "colour", Line: 4, Message: `unknown field "colour" ignored`},
-		{Field: "permissions[1]", Line: 5, Message: `permission "a" listed twice: the duplicate is ignored`},
-		{Field: "config.token.required", Line: 9, Message: `config "token": required has no effect because the default always satisfies it`},
+		{Plugin: "notes", Field: "colour", Line: 4, Message: `unknown field "colour" ignored`},
+		{Plugin: "notes", Field: "permissions[1]", Line: 5, Message: `permission "a" listed twice: the duplicate is ignored`},
+		{Plugin: "notes", Field: "config.token.required", Line: 9, Message: `config "token": required has no effect because the default always satisfies it`},
 	}, warns)
 }
 
@@ -85,7 +85,7 @@ func TestCheckManifestWarnsOfGroupsTheManifestDoesNotDefine(t *testing.T) {
 	errs, warns := CheckManifest(readManifest(t, "bad/group-not-found.toml"))
 	require.Empty(t, errs)
 	require.Equal(t, []ManifestWarning{{
-		Field: "settings[1].group", Line: 17,
+		Plugin: "notes", Field: "settings[1].group", Line: 17,
 		Message: `setting group "reports" is not defined by this manifest's [[setting_groups]]: the host must define it (Config.CoreSettingGroups), or registering the plugin fails`,
 	}}, warns)
 }

@@ -58,6 +58,8 @@ func run(data []byte) (*manifestParser, *ManifestError) {
 // reports it: something the host ignores, such as an unknown field, or that
 // may fail later.
 type ManifestWarning struct {
+	// Plugin is the plugin's id when known, as in [ManifestError.Plugin].
+	Plugin string
 	// Field is the path of the field, as in [ManifestError.Field].
 	Field string
 	// Line is the 1-based line in plugin.toml, 0 when unknown.
@@ -98,7 +100,7 @@ func CheckManifest(data []byte) (errs []*ManifestError, warnings []ManifestWarni
 	}
 	p.sortWarnings()
 	for _, w := range p.warns {
-		warnings = append(warnings, ManifestWarning{Field: w.field, Line: w.line, Message: w.before + w.after})
+		warnings = append(warnings, ManifestWarning{Plugin: p.plugin, Field: w.field, Line: w.line, Message: w.before + w.after})
 	}
 	return errs, warnings
 }
