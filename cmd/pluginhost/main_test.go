@@ -164,3 +164,13 @@ func TestHelp(t *testing.T) {
 		require.Contains(t, stdout, "pluginhost lint [-json] plugin.toml...")
 	}
 }
+
+// A #:schema directive, which associates the JSON Schema in taplo and Even
+// Better TOML, is a TOML comment: the manifest lints as without it, its
+// lines counted from the directive's.
+func TestLintSchemaDirective(t *testing.T) {
+	code, stdout, stderr := runAtRoot(t, "lint", "cmd/pluginhost/testdata/schema-directive.toml")
+	require.Equal(t, exitOK, code)
+	require.Empty(t, stderr)
+	require.Equal(t, `cmd/pluginhost/testdata/schema-directive.toml:5: warning: colour: unknown field "colour" ignored`+"\n", stdout)
+}
