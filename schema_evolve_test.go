@@ -3,6 +3,7 @@ package pluginhost_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -122,3 +123,127 @@ func (e *env) tryExec(q string, args ...any) error {
 }
 
 func t0() context.Context { return context.Background() }
+
+func TestRefusedChangesGiveTheSQL(t *testing.T) {
+	t.Parallel()
+	type tc struct {
+		name   string
+		rows   []string // inserted before the upgrade
+		change func(tb *pluginhost.Table)
+		want   string            // in the refused change
+		sql    map[string]string // dialect → in its SQL
+		// useSQL: the refused change's SQL, run as the plugin's migration,
+		// lets the new declaration start.
+		useSQL bool
+	}
+	two := []string{`INSERT INTO p__items (title, code, rank) VALUES ('a', '1', 1), ('b', '1', 2)`}
+	tests := []tc{
+		{
+			name: "column removed", rows: two,
+			change: func(tb *pluginhost.Table) { tb.Columns = slices.Delete(tb.Columns, 2, 3) },
+			want:   `column "code" removed (its data would be lost)`,
+			sql:    map[string]string{"sqlite": `ALTER TABLE "p__items" DROP COLUMN "code"`, "postgres": `ALTER TABLE "p__items" DROP COLUMN "code"`},
+			useSQL: true,
+		},
+		{
+			name: "column renamed", rows: two,
+			change: func(tb *pluginhost.Table) { tb.Columns[2].Name = "ref" },
+			want:   `column "code" removed`,
+			sql:    map[string]string{"sqlite": `ALTER TABLE "p__items" RENAME COLUMN "code" TO "ref"`, "postgres": `ALTER TABLE "p__items" RENAME COLUMN "code" TO "ref"`},
+		},
+		{
+			name: "type changed", rows: two,
+			change: func(tb *pluginhost.Table) { tb.Columns[2].Type = pluginhost.Integer },
+			want:   `column "code": type text → integer (its values would be reinterpreted)`,
+			sql:    map[string]string{"sqlite": `INSERT INTO "p__items__new" ("id", "title", "code", "rank") SELECT "id", "title", CAST("code" AS INTEGER), "rank" FROM "p__items"`, "postgres": `ALTER TABLE "p__items" ALTER COLUMN "code" TYPE bigint USING "code"::bigint`},
+			useSQL: true,
+		},
+		{
+			name: "not null column without default, rows", rows: two,
+			change: func(tb *pluginhost.Table) {
+				tb.Columns = append(tb.Columns, pluginhost.Column{Name: "size", Type: pluginhost.Integer, NotNull: true})
+			},
+			want: `column "size" added: it is NOT NULL without a default and the table has rows`,
+			sql:  map[string]string{"sqlite": `ALTER TABLE "p__items" ADD COLUMN "size" INTEGER NOT NULL DEFAULT <value>`, "postgres": `UPDATE "p__items" SET "size" = <value>`},
+		},
+		{
+			name: "unique with duplicates", rows: two,
+			change: func(tb *pluginhost.Table) { tb.Columns[2].Unique = true },
+			want:   `column "code": unique false → true: column "code" would hold duplicate values, e.g. "1"`,
+			sql:    map[string]string{"sqlite": `DELETE FROM "p__items" WHERE rowid NOT IN`, "postgres": `DELETE FROM "p__items" WHERE ctid NOT IN`},
+			useSQL: true,
+		},
+		{
+			name: "unique index with duplicates", rows: two,
+			change: func(tb *pluginhost.Table) {
+				tb.Indexes = []pluginhost.Index{{Columns: []string{"code", "title"}}, {Columns: []string{"code"}, Unique: true}}
+			},
+			want: `unique index (code) added: column "code" would hold duplicate values, e.g. "1"`,
+			sql:  map[string]string{"sqlite": `GROUP BY "code"`, "postgres": `GROUP BY "code"`},
+		},
+		{
+			name: "not null set", rows: []string{`INSERT INTO p__items (title) VALUES ('a')`},
+			change: func(tb *pluginhost.Table) { tb.Columns[2].NotNull = true },
+			want:   `column "code": not null false → true`,
+			sql:    map[string]string{"sqlite": `ALTER TABLE "p__items__new" RENAME TO "p__items"`, "postgres": `ALTER TABLE "p__items" ALTER COLUMN "code" SET NOT NULL`},
+		},
+		{
+			name: "primary key changed", rows: two,
+			change: func(tb *pluginhost.Table) {
+				tb.Columns[0].PrimaryKey = false
+				tb.PrimaryKey = []string{"id", "rank"}
+			},
+			want: `primary key (id) → (id, rank)`,
+			sql:  map[string]string{"sqlite": `PRIMARY KEY ("id", "rank")`, "postgres": `ALTER TABLE "p__items" ADD PRIMARY KEY ("id", "rank")`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			eachEnv(t, func(t *testing.T, e *env) {
+				e.start(e.config(tablesPlugin("p", "1.0.0", nil, itemsV1())))
+				for _, q := range tt.rows {
+					e.exec(q)
+				}
+				rows := e.strings(`SELECT title || '|' || COALESCE(code, '-') FROM p__items ORDER BY id`)
+				before := e.ledger("p")
+
+				v2 := itemsV1()
+				tt.change(&v2)
+				cfg, logs := withLogs(e.config(tablesPlugin("p", "1.1.0", nil, v2), itemsPlugin("other")))
+				m := e.start(cfg)
+				st, sce := refusedChanges(t, m, "p")
+				require.Equal(t, pluginhost.StateRunning, status(t, m, "other").State)
+				var found *pluginhost.SchemaChange
+				for i, c := range sce.Changes {
+					require.True(t, c.Refused)
+					require.Equal(t, "p", c.Plugin)
+					require.Equal(t, "items", c.Table)
+					if strings.Contains(c.Change, tt.want) {
+						found = &sce.Changes[i]
+					}
+				}
+				require.NotNil(t, found, "%q not among %+v", tt.want, sce.Changes)
+				require.Contains(t, found.SQL, tt.sql[string(e.dialect)])
+				for _, s := range []string{`plugin "p"`, `table "items"`, tt.want, tt.sql[string(e.dialect)], "migration"} {
+					require.Contains(t, st.Reason, s)
+				}
+				require.Contains(t, failureLog(t, logs, "p"), "items")
+				require.Empty(t, logLines(logs, "applied a schema change", "plugin=p"))
+
+				// Nothing changed: the rows, the ledger.
+				require.Equal(t, rows, e.strings(`SELECT title || '|' || COALESCE(code, '-') FROM p__items ORDER BY id`))
+				require.Equal(t, before, e.ledger("p"))
+
+				if !tt.useSQL {
+					return
+				}
+				p := tablesPlugin("p", "1.1.0", map[string]string{"0001_change.sql": found.SQL}, v2)
+				m = e.start(e.config(p))
+				st = status(t, m, "p")
+				require.Equal(t, pluginhost.StateRunning, st.State, st.Reason)
+				require.NotEqual(t, before["table:items"], e.ledger("p")["table:items"])
+			})
+		})
+	}
+}

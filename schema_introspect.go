@@ -181,9 +181,9 @@ func introspectPG(ctx context.Context, q queryer, phys string) (*sqlgen.ActualTa
 		return nil, nil
 	}
 	var (
-		ixName, cols                 string
-		unique, primary, constraint  bool
-		partial                      bool
+		ixName, cols                string
+		unique, primary, constraint bool
+		partial                     bool
 	)
 	err = scanRows(ctx, q, `SELECT ci.relname, i.indisunique, i.indisprimary,
 			EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u')),
