@@ -57,12 +57,12 @@ func (e *SchemaChangeError) Error() string {
 	}
 	b.WriteString(":")
 	for _, c := range e.Changes {
-		fmt.Fprintf(&b, "\ntable %q: %s; a migration would need:\n", c.Table, c.Change)
+		fmt.Fprintf(&b, "\ntable %q: %s; a migration would need:", c.Table, c.Change)
 		for line := range strings.SplitSeq(c.SQL, "\n") {
-			b.WriteString("    " + line + "\n")
+			b.WriteString("\n    " + line)
 		}
 	}
-	b.WriteString("write a migration that makes the change (the tables are compared with the declaration after it runs), restore the declaration, or set Config.DevMode to drop and recreate the tables")
+	b.WriteString("\nwrite a migration that makes the change (the tables are compared with the declaration after it runs), restore the declaration, or set Config.DevMode to drop and recreate the tables")
 	return b.String()
 }
 
@@ -174,7 +174,7 @@ func (ev *tableEvolution) resolve(ctx context.Context, q queryer, d Dialect) err
 		if found {
 			a.Refused = true
 			a.Change += ": " + a.Check.Problem
-			if example != "" {
+			if example != "" && len(a.Check.Columns) > 0 {
 				a.Change += ", e.g. " + example
 			}
 			a.SQL = a.Check.SQL

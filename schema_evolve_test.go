@@ -247,3 +247,176 @@ func TestRefusedChangesGiveTheSQL(t *testing.T) {
 		})
 	}
 }
+
+// listsAndItems are a parent table and a child that references it with
+// ON DELETE CASCADE; grand references items with ON DELETE SET NULL.
+func listsAndItems(listName pluginhost.Column, itemCols ...pluginhost.Column) []pluginhost.Table {
+	return []pluginhost.Table{
+		{Name: "lists", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}, listName}},
+		{Name: "items", Columns: append([]pluginhost.Column{
+			{Name: "id", PrimaryKey: true},
+			{Name: "list_id", Type: pluginhost.Integer, NotNull: true, References: "lists.id", OnDelete: "cascade"},
+			{Name: "title", NotNull: true},
+		}, itemCols...)},
+		{Name: "marks", Columns: []pluginhost.Column{
+			{Name: "id", PrimaryKey: true},
+			{Name: "item_id", Type: pluginhost.Integer, References: "items.id", OnDelete: "set null"},
+		}},
+	}
+}
+
+func TestDropNotNullKeepsEveryRowOfEveryTable(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		v1 := listsAndItems(pluginhost.Column{Name: "name", NotNull: true})
+		e.start(e.config(tablesPlugin("p", "1.0.0", nil, v1...)))
+		e.exec(`INSERT INTO p__lists (id, name) VALUES (1, 'one'), (2, 'two')`)
+		e.exec(`INSERT INTO p__items (id, list_id, title) VALUES (10, 1, 'a'), (11, 1, 'b'), (12, 2, 'c')`)
+		e.exec(`INSERT INTO p__marks (id, item_id) VALUES (100, 10), (101, 12)`)
+
+		// NOT NULL dropped on the parent (lists.name) and on the child
+		// (items.title), which both have tables referencing them.
+		v2 := listsAndItems(pluginhost.Column{Name: "name"})
+		v2[1].Columns[2].NotNull = false
+		m := e.start(e.config(tablesPlugin("p", "1.1.0", nil, v2...)))
+		require.Equal(t, pluginhost.StateRunning, status(t, m, "p").State, status(t, m, "p").Reason)
+
+		require.Equal(t, []string{"1|one", "2|two"}, e.strings(`SELECT id || '|' || name FROM p__lists ORDER BY id`))
+		require.Equal(t, []string{"10|1|a", "11|1|b", "12|2|c"}, e.strings(`SELECT id || '|' || list_id || '|' || title FROM p__items ORDER BY id`))
+		require.Equal(t, []string{"100|10", "101|12"}, e.strings(`SELECT id || '|' || item_id FROM p__marks ORDER BY id`))
+
+		// NULL is accepted now; the foreign keys still hold and act.
+		e.exec(`INSERT INTO p__lists (id, name) VALUES (3, NULL)`)
+		e.exec(`INSERT INTO p__items (id, list_id, title) VALUES (13, 3, NULL)`)
+		require.Error(t, e.tryExec(`INSERT INTO p__items (id, list_id, title) VALUES (14, 99, 'x')`), "the foreign key is enforced")
+		require.Error(t, e.tryExec(`INSERT INTO p__items (id, list_id, title) VALUES (14, NULL, 'x')`), "list_id is still NOT NULL")
+		e.exec(`DELETE FROM p__lists WHERE id = 1`)
+		require.Equal(t, []string{"12", "13"}, e.strings(`SELECT id FROM p__items ORDER BY id`), "ON DELETE CASCADE still runs")
+		require.Equal(t, 1, e.count(`SELECT count(*) FROM p__marks WHERE item_id IS NULL AND id = 100`), "ON DELETE SET NULL still runs")
+	})
+}
+
+func TestNotNullColumnWithoutDefault(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		e.start(e.config(tablesPlugin("p", "1.0.0", nil, itemsV1())))
+		v2 := itemsV1()
+		v2.Columns = append(v2.Columns, pluginhost.Column{Name: "size", Type: pluginhost.Integer, NotNull: true})
+
+		// On an empty table it is added.
+		m := e.start(e.config(tablesPlugin("p", "1.1.0", nil, v2)))
+		require.Equal(t, pluginhost.StateRunning, status(t, m, "p").State, status(t, m, "p").Reason)
+		e.exec(`INSERT INTO p__items (title, size) VALUES ('a', 3)`)
+		require.Error(t, e.tryExec(`INSERT INTO p__items (title) VALUES ('b')`), "NOT NULL without a default")
+		require.Equal(t, 3, e.count(`SELECT size FROM p__items`))
+
+		// On a table with rows it is refused.
+		v3 := v2
+		v3.Columns = append(slices.Clone(v2.Columns), pluginhost.Column{Name: "weight", Type: pluginhost.Integer, NotNull: true})
+		m = e.start(e.config(tablesPlugin("p", "1.2.0", nil, v3)))
+		_, sce := refusedChanges(t, m, "p")
+		require.Len(t, sce.Changes, 1)
+		require.Equal(t, `column "weight" added: it is NOT NULL without a default and the table has rows`, sce.Changes[0].Change)
+	})
+}
+
+func TestForeignKeyChanges(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		tables := func(itemCols ...pluginhost.Column) []pluginhost.Table {
+			return []pluginhost.Table{
+				{Name: "lists", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}, {Name: "name"}}},
+				{Name: "items", Columns: append([]pluginhost.Column{{Name: "id", PrimaryKey: true}, {Name: "list_ref", Type: pluginhost.Integer}}, itemCols...)},
+			}
+		}
+		e.start(e.config(tablesPlugin("p", "1.0.0", nil, tables()...)))
+		e.exec(`INSERT INTO p__lists (id, name) VALUES (1, 'one')`)
+		e.exec(`INSERT INTO p__items (id, list_ref) VALUES (10, 1), (11, 7)`)
+
+		// A foreign key on list_ref: row 11 references list 7, missing.
+		v2 := tables()
+		v2[1].Columns[1].References = "lists.id"
+		m := e.start(e.config(tablesPlugin("p", "1.1.0", nil, v2...)))
+		_, sce := refusedChanges(t, m, "p")
+		require.Len(t, sce.Changes, 1)
+		require.Equal(t, `column "list_ref": references none → lists.id: rows reference lists.id values that "lists" does not hold, e.g. 7`, sce.Changes[0].Change)
+		require.Contains(t, sce.Changes[0].SQL, `UPDATE "p__items" SET "list_ref" = NULL WHERE`)
+
+		// Once the row is mended, the same declaration applies it, and a
+		// new column with a foreign key (and a default that exists).
+		e.exec(`UPDATE p__items SET list_ref = 1 WHERE id = 11`)
+		v2[1].Columns = append(v2[1].Columns, pluginhost.Column{Name: "other_list", Type: pluginhost.Integer, References: "lists.id", Default: 1})
+		m = e.start(e.config(tablesPlugin("p", "1.1.0", nil, v2...)))
+		require.Equal(t, pluginhost.StateRunning, status(t, m, "p").State, status(t, m, "p").Reason)
+		require.Equal(t, 2, e.count(`SELECT count(*) FROM p__items WHERE other_list = 1`))
+		require.Error(t, e.tryExec(`INSERT INTO p__items (id, list_ref) VALUES (12, 7)`), "list_ref's foreign key is enforced")
+		require.Error(t, e.tryExec(`INSERT INTO p__items (id, other_list) VALUES (12, 7)`), "other_list's foreign key is enforced")
+		e.exec(`INSERT INTO p__items (id) VALUES (12)`)
+		require.Equal(t, 1, e.count(`SELECT other_list FROM p__items WHERE id = 12`))
+
+		// A new column whose default no list holds is refused.
+		v3 := tables()
+		v3[1].Columns[1].References = "lists.id"
+		v3[1].Columns = append(v3[1].Columns, v2[1].Columns[2], pluginhost.Column{Name: "third", Type: pluginhost.Integer, References: "lists.id", Default: 5})
+		m = e.start(e.config(tablesPlugin("p", "1.2.0", nil, v3...)))
+		_, sce = refusedChanges(t, m, "p")
+		require.Len(t, sce.Changes, 1)
+		require.Equal(t, `column "third" added: rows reference lists.id values that "lists" does not hold, e.g. 5`, sce.Changes[0].Change)
+	})
+}
+
+func TestMigrationReconcilesARefusedChange(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		e.start(e.config(tablesPlugin("p", "1.0.0", nil, itemsV1())))
+		e.exec(`INSERT INTO p__items (title, code, rank) VALUES ('a', 'x1', 1), ('b', 'x2', 2)`)
+
+		// 1.1.0 renames code to ref (a removal and an addition, refused
+		// alone), ships the migration that renames it, and adds a column
+		// and an index, which are applied after the migration.
+		v2 := itemsV1()
+		v2.Columns[2].Name = "ref"
+		v2.Columns = append(v2.Columns, pluginhost.Column{Name: "note", Default: "n"})
+		v2.Indexes = []pluginhost.Index{{Columns: []string{"ref"}}}
+		rename := map[string]string{"0001_rename.sql": `ALTER TABLE p__items RENAME COLUMN code TO ref`}
+		cfg, logs := withLogs(e.config(tablesPlugin("p", "1.1.0", rename, v2)))
+		m := e.start(cfg)
+		require.Equal(t, pluginhost.StateRunning, status(t, m, "p").State, status(t, m, "p").Reason)
+
+		require.Equal(t, []string{"a|x1|n", "b|x2|n"}, e.strings(`SELECT title || '|' || ref || '|' || note FROM p__items ORDER BY id`))
+		require.Contains(t, e.indexes("p__items"), "p__items__ix_ref")
+		l := e.ledger("p")
+		require.Contains(t, l, "0001_rename")
+		require.NotEmpty(t, logLines(logs, "applied a schema change", `column \"note\" added`))
+		require.Empty(t, logLines(logs, "applied a schema change", `column \"ref\" added`), "the migration made it")
+
+		// The next boot is warm; the ledger's definition is the new one.
+		cfg, logs = withLogs(e.config(tablesPlugin("p", "1.1.0", rename, v2)))
+		e.start(cfg)
+		require.Empty(t, logLines(logs, "applied a schema change"))
+		require.Equal(t, l, e.ledger("p"))
+	})
+}
+
+func TestMigrationThatDoesNotReconcileIsRolledBack(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		e.start(e.config(tablesPlugin("p", "1.0.0", nil, itemsV1())))
+		e.exec(`INSERT INTO p__items (title, code, rank) VALUES ('a', 'x1', 1)`)
+		before := e.ledger("p")
+
+		// The migration runs, then the table is compared: code is still
+		// there, so the rename is refused and the migration rolled back.
+		v2 := itemsV1()
+		v2.Columns[2].Name = "ref"
+		other := map[string]string{"0001_other.sql": `CREATE TABLE p__extra (x INTEGER); UPDATE p__items SET title = 'changed'`}
+		m := e.start(e.config(tablesPlugin("p", "1.1.0", other, v2)))
+		st, sce := refusedChanges(t, m, "p")
+		require.True(t, sce.AfterMigrations)
+		require.Contains(t, st.Reason, "compared after its pending migrations")
+		require.Equal(t, `column "code" removed (its data would be lost)`, sce.Changes[0].Change)
+		require.False(t, e.hasTable("p__extra"), "the migration is rolled back")
+		require.Equal(t, []string{"a"}, e.strings(`SELECT title FROM p__items`))
+		require.Equal(t, before, e.ledger("p"))
+	})
+}
