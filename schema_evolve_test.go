@@ -64,7 +64,9 @@ func itemsV1() pluginhost.Table {
 func TestAdditiveChangesAppliedWithDataKept(t *testing.T) {
 	t.Parallel()
 	eachEnv(t, func(t *testing.T, e *env) {
-		e.start(e.config(tablesPlugin("p", "1.0.0", nil, itemsV1())))
+		cfg, logs := withLogs(e.config(tablesPlugin("p", "1.0.0", nil, itemsV1())))
+		e.start(cfg)
+		require.NotEmpty(t, logLines(logs, "created table", "level=DEBUG", "table=items"), "a first install's tables are logged at Debug")
 		e.exec(`INSERT INTO p__items (title, code, rank) VALUES ('a', 'x1', 1), ('b', 'x2', 2)`)
 		before := e.ledger("p")
 
@@ -78,12 +80,15 @@ func TestAdditiveChangesAppliedWithDataKept(t *testing.T) {
 			pluginhost.Column{Name: "seen_at", DefaultNow: true},                                  // non-constant default
 			pluginhost.Column{Name: "touched_at", NotNull: true, DefaultNow: true},                // the same, NOT NULL
 			pluginhost.Column{Name: "slug", Unique: true},                                         // unique, nullable
+			pluginhost.Column{Name: "tag", Unique: true},                                          // unique, with a declared unique index too
 		)
-		v2.Indexes = []pluginhost.Index{{Columns: []string{"rank"}}, {Columns: []string{"title", "rank"}, Unique: true}}
-		cfg, logs := withLogs(e.config(tablesPlugin("p", "1.1.0", nil, v2)))
+		v2.Indexes = []pluginhost.Index{{Columns: []string{"rank"}}, {Columns: []string{"title", "rank"}, Unique: true}, {Columns: []string{"tag"}, Unique: true}}
+		extra := pluginhost.Table{Name: "extra", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}}}
+		cfg, logs = withLogs(e.config(tablesPlugin("p", "1.1.0", nil, v2, extra)))
 		m := e.start(cfg)
 		st := status(t, m, "p")
 		require.Equal(t, pluginhost.StateRunning, st.State, st.Reason)
+		require.NotEmpty(t, logLines(logs, "created table", "level=INFO", "table=extra", "CREATE TABLE"), "an upgrade's new table is logged at Info with its DDL")
 
 		// The rows are kept, with the new columns' defaults.
 		require.Equal(t, []string{"a|x1|1|red|5", "b|x2|2|red|5"},
@@ -94,7 +99,8 @@ func TestAdditiveChangesAppliedWithDataKept(t *testing.T) {
 		require.Equal(t, 1, e.count(`SELECT count(*) FROM p__items WHERE title IS NULL AND color = 'red' AND score = 5 AND seen_at IS NOT NULL AND touched_at IS NOT NULL`))
 		// The unique constraints hold.
 		require.Error(t, e.tryExec(`INSERT INTO p__items (title, code) VALUES ('c', 'x1')`), "code is unique")
-		e.exec(`INSERT INTO p__items (title, slug) VALUES ('d', 's')`)
+		e.exec(`INSERT INTO p__items (title, slug, tag) VALUES ('d', 's', 't')`)
+		require.Error(t, e.tryExec(`INSERT INTO p__items (title, tag) VALUES ('e', 't')`), "tag is unique")
 		require.Error(t, e.tryExec(`INSERT INTO p__items (title, slug) VALUES ('e', 's')`), "slug is unique")
 		require.Error(t, e.tryExec(`INSERT INTO p__items (title, rank) VALUES ('a', 1)`), "(title, rank) is unique")
 		require.Subset(t, e.indexes("p__items"), []string{"p__items__ix_rank", "p__items__ux_title__rank"})
@@ -108,7 +114,7 @@ func TestAdditiveChangesAppliedWithDataKept(t *testing.T) {
 		require.NotEmpty(t, logLines(logs, "applied a schema change", "level=INFO", "CREATE UNIQUE INDEX"))
 
 		// The next boot has nothing to do.
-		cfg, logs = withLogs(e.config(tablesPlugin("p", "1.1.0", nil, v2)))
+		cfg, logs = withLogs(e.config(tablesPlugin("p", "1.1.0", nil, v2, extra)))
 		m = e.start(cfg)
 		require.Equal(t, pluginhost.StateRunning, status(t, m, "p").State)
 		require.Empty(t, logLines(logs, "applied a schema change"))

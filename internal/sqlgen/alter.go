@@ -337,7 +337,7 @@ func (e *evolver) sqliteAddColumn(c *ResolvedColumn) []Step {
 		steps = append(steps, Step{Table: e.t.Physical, Edit: &Edit{Column: c.Name, Append: fk}})
 	}
 	steps = append(steps, after...)
-	if c.Unique {
+	if c.Unique && !e.declaresUnique([]string{c.Name}) {
 		steps = append(steps, Step{SQL: "CREATE UNIQUE INDEX " + Quote(IndexName(e.t.Physical, []string{c.Name}, true)) + " ON " + e.tbl() + " (" + Quote(c.Name) + ")"})
 	}
 	return steps
@@ -386,8 +386,8 @@ func (e *evolver) columnChanges(c *ResolvedColumn, oc *canonColumn, ac *ActualCo
 	}
 	if !c.PrimaryKey {
 		switch uniq := e.a.uniqueOn([]string{name}); {
-		case c.Unique && !uniq:
-			e.addUnique(c)
+		case c.Unique && !uniq && !e.declaresUnique([]string{name}):
+			e.addUnique(c) // (a declared unique index on it is created by indexes)
 		case !c.Unique && uniq && oc != nil && oc.Unique && !e.declaresUnique([]string{name}):
 			e.refuse(fmt.Sprintf("column %q: unique true → false", name), e.dropUniqueSQL(name))
 		}
