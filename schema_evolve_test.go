@@ -426,3 +426,27 @@ func TestMigrationThatDoesNotReconcileIsRolledBack(t *testing.T) {
 		require.Equal(t, before, e.ledger("p"))
 	})
 }
+
+func TestDefaultChangedAndIndexDropped(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		v1 := itemsV1()
+		v1.Indexes = []pluginhost.Index{{Columns: []string{"code"}}}
+		e.start(e.config(tablesPlugin("p", "1.0.0", nil, v1)))
+		e.exec(`INSERT INTO p__items (title) VALUES ('a')`)
+		require.Contains(t, e.indexes("p__items"), "p__items__ix_code")
+
+		v2 := itemsV1()
+		v2.Columns[3].Default = 7      // rank: 0 → 7
+		v2.Columns[2].Default = "none" // code: none → 'none'
+		v2.Indexes = nil               // the index on code goes
+		cfg, logs := withLogs(e.config(tablesPlugin("p", "1.1.0", nil, v2)))
+		m := e.start(cfg)
+		require.Equal(t, pluginhost.StateRunning, status(t, m, "p").State, status(t, m, "p").Reason)
+		require.NotEmpty(t, logLines(logs, "applied a schema change", `column \"rank\": default → 7`))
+		require.NotEmpty(t, logLines(logs, "applied a schema change", "index (code) removed", "DROP INDEX"))
+		require.NotContains(t, e.indexes("p__items"), "p__items__ix_code")
+		e.exec(`INSERT INTO p__items (title) VALUES ('b')`)
+		require.Equal(t, []string{"a|0|-", "b|7|none"}, e.strings(`SELECT title || '|' || rank || '|' || COALESCE(code, '-') FROM p__items ORDER BY id`))
+	})
+}
