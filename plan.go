@@ -236,7 +236,7 @@ func (m *Manager) planPlugin(ctx context.Context, sess *schemaSession, p *plugin
 		pp.Error = err.Error()
 		return err
 	}
-	sp, err := planSchema(p.id, decl, sess.ledger, sess.devMode)
+	sp, err := planPluginSchema(ctx, sess.conn, sess.dialect, p.id, decl, sess.ledger, sess.devMode)
 	pp.addSchema(sp, err)
 	return err
 }
@@ -246,6 +246,8 @@ func (m *Manager) planPlugin(ctx context.Context, sess *schemaSession, p *plugin
 func (pp *PluginPlan) addSchema(sp *schemaPlan, err error) {
 	if err != nil {
 		pp.Error = err.Error()
+	}
+	if sp == nil {
 		return
 	}
 	for _, mig := range sp.migrations {

@@ -252,8 +252,15 @@ func TestPlanChangesNothing(t *testing.T) {
 		require.Empty(t, p.Core.LibraryMigrations)
 		require.Equal(t, []string{"0002_roles"}, p.Core.Migrations)
 		require.Empty(t, p.Core.Settings, "app.name is stored")
+		memoPlan := pluginPlan(t, p, "memo")
+		require.Len(t, memoPlan.Changes, 1, "the new table, as an additive change with its DDL")
+		added := memoPlan.Changes[0]
+		require.Equal(t, []string{"memo", "tags", "table added"}, []string{added.Plugin, added.Table, added.Change})
+		require.False(t, added.Refused)
+		require.Contains(t, added.SQL, `CREATE TABLE "memo__tags"`)
+		memoPlan.Changes = nil
 		require.Equal(t, pluginhost.PluginPlan{
-			ID: "memo", Version: "1.1.0", Start: true,
+			ID: "memo", Version: "1.1.0", RecordedVersion: "1.0.0", Start: true,
 			Tables:     []string{"tags"},
 			Migrations: []string{"0002_tags_index"},
 			OnceHooks:  []string{"seed once"},
@@ -261,7 +268,7 @@ func TestPlanChangesNothing(t *testing.T) {
 				{Key: "memo.title", Type: pluginhost.StringType, WritesDefault: true},
 				{Key: "memo.token", Type: pluginhost.StringType, Required: true},
 			},
-		}, pluginPlan(t, p, "memo"))
+		}, memoPlan)
 		require.Zero(t, c.seedOnce.Load(), "Plan runs no once-hook")
 
 		m = e.start(e.config(2, memo(2, &c)...))
@@ -272,7 +279,7 @@ func TestPlanChangesNothing(t *testing.T) {
 		p = e.plan(e.config(2, memo(2, &c)...))
 		require.False(t, p.Work, "after Start, nothing is left to do: %+v", p)
 		require.Equal(t, pluginhost.PluginPlan{
-			ID: "memo", Version: "1.1.0", Start: true,
+			ID: "memo", Version: "1.1.0", RecordedVersion: "1.1.0", Start: true,
 			// Not stored (it has no default), and not defined in the
 			// registry of this plan's Manager, which has not started.
 			Settings: []pluginhost.PlanSetting{{Key: "memo.token", Type: pluginhost.StringType, Required: true}},
@@ -344,6 +351,16 @@ func TestPlanReportsASchemaStartWouldRefuse(t *testing.T) {
 		require.False(t, pp.Start)
 		require.Equal(t, pluginhost.StateFailed, pp.State)
 		require.Contains(t, pp.Error, `table "items"`)
+		var refused []pluginhost.SchemaChange
+		for _, c := range pp.Changes {
+			if c.Refused {
+				refused = append(refused, c)
+			}
+		}
+		require.Len(t, refused, 1, "the type change, refused, with the SQL a migration needs: %+v", pp.Changes)
+		require.Equal(t, "items", refused[0].Table)
+		require.Contains(t, refused[0].Change, "type")
+		require.NotEmpty(t, refused[0].SQL)
 
 		m2, err := e.tryStart(e.config(1, changed...))
 		require.NoError(t, err)

@@ -80,10 +80,17 @@ type schemaPlan struct {
 	changed    map[string]string // table → what changed, for the tables recreated
 	changes    []SchemaChange    // additive changes to apply and refused ones, in order
 	warnings   []string          // for the plugin's status: recorded tables no longer declared
+	// evolve are the recorded tables whose declaration changed (see
+	// schema_evolve.go); upgrade is set when the plugin had tables
+	// already; reconcile when refused changes made its pending migrations
+	// run before the tables are compared again.
+	evolve    []*tableEvolution
+	upgrade   bool
+	reconcile bool
 }
 
 func (pl *schemaPlan) empty() bool {
-	return len(pl.create) == 0 && len(pl.migrations) == 0 && len(pl.once) == 0 && pl.version == nil
+	return len(pl.create) == 0 && len(pl.migrations) == 0 && len(pl.once) == 0 && len(pl.evolve) == 0 && pl.version == nil
 }
 
 // migratePlugin creates the plugin's new tables, applies its pending
@@ -126,7 +133,7 @@ func (s *schemaSession) migratePlugin(ctx context.Context, p *plugin) error {
 		}
 	}
 	s.m.plugins.addWarnings(p, plan.warnings...)
-	logSchemaWork(p.logger, plan)
+	logSchemaWork(p.logger, s.dialect, plan)
 	return nil
 }
 
@@ -172,25 +179,32 @@ func (s *schemaSession) applySchema(ctx context.Context, p *plugin, decl *declar
 	if plan, err = planSchema(p.id, decl, s.ledger, s.devMode); err != nil {
 		return nil, err
 	}
-	if err := s.runSandboxed(ctx, tx, p, plan); err != nil {
+	if err := s.runSandboxed(ctx, tx, p, decl, plan); err != nil {
 		return nil, err
 	}
-	if err := migrate.Record(ctx, tx, s.rebind, plan.entries...); err != nil {
+	entries := append(slices.Clone(plan.entries), plan.evolutionEntries(p.id)...)
+	if err := migrate.Record(ctx, tx, s.rebind, entries...); err != nil {
+		return nil, err
+	}
+	if err := s.forget(ctx, tx, p.id, plan.forgotten()); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	committed = true
-	for _, e := range plan.entries {
+	for _, e := range entries {
 		s.ledger.Put(e)
+	}
+	for _, v := range plan.forgotten() {
+		delete(s.ledger[p.id], v)
 	}
 	return plan, nil
 }
 
 // runSandboxed runs the plugin's part of its schema transaction (its
 // tables, migrations and once-hooks) in its sandbox.
-func (s *schemaSession) runSandboxed(ctx context.Context, tx *sql.Tx, p *plugin, plan *schemaPlan) error {
+func (s *schemaSession) runSandboxed(ctx context.Context, tx *sql.Tx, p *plugin, decl *declaration, plan *schemaPlan) error {
 	var d *DB
 	if h := s.m.plugins.hostOf(p); h != nil {
 		d = h.db
@@ -208,7 +222,7 @@ func (s *schemaSession) runSandboxed(ctx context.Context, tx *sql.Tx, p *plugin,
 	if err != nil {
 		return err
 	}
-	err = s.execPlan(ctx, tx, plan)
+	err = s.execSchema(ctx, tx, p.id, decl, plan, g)
 	if err == nil {
 		err = s.runOnceHooks(ctx, p, tx, plan.once, g)
 	}
@@ -242,9 +256,53 @@ func (s *schemaSession) beginWrite(ctx context.Context) (*sql.Tx, error) {
 	return tx, nil
 }
 
-// execPlan runs the statements of a plan, drops first, then creations and
-// migrations. The ledger rows are written after the once-hooks.
-func (s *schemaSession) execPlan(ctx context.Context, ex migrate.Execer, plan *schemaPlan) error {
+// execSchema does the plan's schema work in tx: the evolving tables
+// planned from their catalog (in development mode, those with refused
+// changes are recreated instead), drops, creations, the additive changes
+// and the migrations; when a change is refused and the plugin has pending
+// migrations, the migrations run first and the tables are planned again
+// after them. A change still refused fails it with a *SchemaChangeError.
+func (s *schemaSession) execSchema(ctx context.Context, tx *sql.Tx, id string, decl *declaration, plan *schemaPlan, g *schemaGuard) error {
+	if len(plan.evolve) > 0 {
+		if err := s.resolveIn(ctx, tx, id, plan, g); err != nil {
+			return err
+		}
+		if len(plan.refused()) > 0 {
+			switch {
+			case s.devMode:
+				plan.recreateRefused(id, decl.schema.Tables, s.ledger)
+			case len(plan.migrations) > 0:
+				plan.reconcile = true
+			default:
+				return plan.refusal(id)
+			}
+		}
+	}
+	if err := s.execTables(ctx, tx, plan); err != nil {
+		return err
+	}
+	if !plan.reconcile {
+		if err := s.applyEvolutions(ctx, tx, plan, g); err != nil {
+			return err
+		}
+	}
+	if err := s.execMigrations(ctx, tx, plan); err != nil {
+		return err
+	}
+	if plan.reconcile {
+		if err := s.resolveIn(ctx, tx, id, plan, g); err != nil {
+			return err
+		}
+		if err := plan.refusal(id); err != nil {
+			return err
+		}
+		return s.applyEvolutions(ctx, tx, plan, g)
+	}
+	return nil
+}
+
+// execTables drops (development mode) and creates the plan's tables.
+func (s *schemaSession) execTables(ctx context.Context, ex migrate.Execer, plan *schemaPlan) error {
 	d := s.dialect
 	for _, t := range plan.drop {
 		if _, err := ex.ExecContext(ctx, sqlgen.DropTable(d, t)); err != nil {
@@ -256,6 +314,12 @@ func (s *schemaSession) execPlan(ctx context.Context, ex migrate.Execer, plan *s
 			return fmt.Errorf("create table %q (%s): %w", t.Name, t.Physical, err)
 		}
 	}
+	return nil
+}
+
+// execMigrations applies the plan's migrations. The ledger rows are
+// written after the once-hooks.
+func (s *schemaSession) execMigrations(ctx context.Context, ex migrate.Execer, plan *schemaPlan) error {
 	for _, mig := range plan.migrations {
 		if _, err := ex.ExecContext(ctx, mig.SQL); err != nil {
 			return fmt.Errorf("migration %s: %w", mig.Version, err)
@@ -266,13 +330,21 @@ func (s *schemaSession) execPlan(ctx context.Context, ex migrate.Execer, plan *s
 
 // logSchemaWork logs what a carried-out plan did: the tables it created or,
 // in development mode, recreated, and the migrations it applied.
-func logSchemaWork(log *slog.Logger, plan *schemaPlan) {
+func logSchemaWork(log *slog.Logger, d Dialect, plan *schemaPlan) {
 	for _, t := range plan.create {
-		if what := plan.changed[t.Name]; what != "" {
+		switch what := plan.changed[t.Name]; {
+		case what != "":
 			log.Warn("development mode: dropped and recreated a changed table; its data is gone",
 				"table", t.Name, "changed", what)
-		} else {
+		case plan.upgrade:
+			log.Info("created table", "table", t.Name, "physical", t.Physical, "sql", strings.Join(sqlgen.CreateTable(d, t), ";\n"))
+		default:
 			log.Debug("created table", "table", t.Name, "physical", t.Physical)
+		}
+	}
+	for _, ev := range plan.evolve {
+		for _, a := range ev.alts {
+			log.Info("applied a schema change", "table", ev.name, "change", a.Change, "sql", a.SQL)
 		}
 	}
 	for _, mig := range plan.migrations {
@@ -284,18 +356,23 @@ func logSchemaWork(log *slog.Logger, plan *schemaPlan) {
 	logVersionStep(log, plan.version)
 }
 
-// planSchema compares a plugin's declaration with the ledger. A table whose
-// definition changed is an error naming it and what changed, unless
-// devMode (Config.DevMode) is on; so is a changed applied migration.
+// planSchema compares a plugin's declaration with the ledger, without
+// reading the database: the tables to create, the recorded tables whose
+// declaration changed (planned from their catalog in the schema
+// transaction, see schema_evolve.go), the pending migrations and
+// once-hooks. A changed applied migration is an error.
 func planSchema(id string, decl *declaration, l migrate.Ledger, devMode bool) (*schemaPlan, error) {
 	tables := decl.schema.Tables
-	changed, err := changedTables(id, tables, l, devMode)
-	if err != nil {
-		return nil, err
+	plan := &schemaPlan{changed: map[string]string{}}
+	for version := range l[id] {
+		if strings.HasPrefix(version, tableVersionPrefix) {
+			plan.upgrade = true
+			break
+		}
 	}
-	plan := &schemaPlan{changed: changed}
 	plan.planTables(id, tables, l)
-	plan.warnings = undeclaredTables(l[id], tables)
+	plan.planEvolutions(id, tables, l, devMode)
+	var err error
 	if plan.migrations, err = migrate.Pending(l, id, decl.migrations); err != nil {
 		return nil, err
 	}
@@ -317,27 +394,6 @@ func planSchema(id string, decl *declaration, l migrate.Ledger, devMode bool) (*
 		plan.entries = append(plan.entries, step.entry(id))
 	}
 	return plan, nil
-}
-
-// changedTables returns the created tables whose definition changed since,
-// each with what changed. Outside development mode (devMode false) each is
-// an error.
-func changedTables(id string, tables []sqlgen.Resolved, l migrate.Ledger, devMode bool) (map[string]string, error) {
-	changed := map[string]string{}
-	var errs []error
-	for i := range tables {
-		t := &tables[i]
-		e, applied := l.Get(id, tableVersion(t.Name))
-		if !applied || e.Checksum == t.Checksum {
-			continue
-		}
-		changed[t.Name] = sqlgen.Diff(e.Definition, t.Canonical)
-		if !devMode {
-			errs = append(errs, fmt.Errorf("table %q changed since it was created: %s (restore its declaration and change the table with a migration, or set Config.DevMode to drop and recreate it)",
-				t.Name, changed[t.Name]))
-		}
-	}
-	return changed, errors.Join(errs...)
 }
 
 // planTables adds the tables to create, with their ledger rows: the new

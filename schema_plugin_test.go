@@ -166,9 +166,9 @@ func TestChangedTableFailsPlugin(t *testing.T) {
 		change func(cols []pluginhost.Column) []pluginhost.Column
 		want   string
 	}{
-		{"column added", func(c []pluginhost.Column) []pluginhost.Column {
-			return append(c, pluginhost.Column{Name: "extra"})
-		}, `column "extra" added`},
+		{"column removed", func(c []pluginhost.Column) []pluginhost.Column {
+			return c[:2]
+		}, `column "body" removed`},
 		{"type changed", func(c []pluginhost.Column) []pluginhost.Column {
 			c[2].Type = pluginhost.Integer
 			return c
@@ -228,7 +228,13 @@ func TestDevModeRecreatesChangedTables(t *testing.T) {
 		e.exec(`INSERT INTO p__notes (body) VALUES ('n')`)
 		before := e.ledger("p")
 
-		p = &fake{manifest: manifest("p", "1.0.0"), tables: tables(pluginhost.Column{Name: "color"})}
+		// A type change is refused; in development mode the table is
+		// recreated instead. An additive change (notes' new column) is
+		// applied without dropping the table, even in development mode.
+		changed := tables(pluginhost.Column{Name: "color"})
+		changed[0].Columns[1].Type = pluginhost.Integer
+		changed[2].Columns = append(changed[2].Columns, pluginhost.Column{Name: "extra"})
+		p = &fake{manifest: manifest("p", "1.0.0"), tables: changed}
 		cfg, logs := withLogs(e.config(p))
 		cfg.DevMode = true
 		m := e.start(cfg)
@@ -236,13 +242,13 @@ func TestDevModeRecreatesChangedTables(t *testing.T) {
 
 		require.Zero(t, e.count(`SELECT count(*) FROM p__lists`), "the changed table is recreated empty")
 		require.Zero(t, e.count(`SELECT count(*) FROM p__items`), "so is the table referencing it")
-		require.Equal(t, 1, e.count(`SELECT count(*) FROM p__notes`), "unchanged tables keep their data")
-		e.exec(`INSERT INTO p__lists (id, name, color) VALUES (1, 'l', 'red')`)
+		require.Equal(t, 1, e.count(`SELECT count(*) FROM p__notes WHERE extra IS NULL`), "a table changed additively keeps its data")
+		e.exec(`INSERT INTO p__lists (id, name, color) VALUES (1, 2, 'red')`)
 
 		after := e.ledger("p")
 		require.NotEqual(t, before["table:lists"], after["table:lists"], "new checksum in the ledger")
 		require.Equal(t, before["table:items"], after["table:items"])
-		require.Equal(t, before["table:notes"], after["table:notes"])
+		require.NotEqual(t, before["table:notes"], after["table:notes"])
 
 		var warns []string
 		for line := range strings.SplitSeq(logs.String(), "\n") {
@@ -253,7 +259,7 @@ func TestDevModeRecreatesChangedTables(t *testing.T) {
 		}
 		require.Len(t, warns, 2, logs.String())
 		require.Contains(t, strings.Join(warns, "\n"), "table=lists")
-		require.Contains(t, strings.Join(warns, "\n"), `column \"color\" added`)
+		require.Contains(t, strings.Join(warns, "\n"), `column \"name\": type text → integer`)
 		require.Contains(t, strings.Join(warns, "\n"), "table=items")
 
 		// The next development boot drops nothing.
@@ -305,7 +311,7 @@ func TestWarmBootAppliesNothing(t *testing.T) {
 	})
 }
 
-func TestUndeclaredTableIsKeptWithOneWarning(t *testing.T) {
+func TestUndeclaredTableIsRefused(t *testing.T) {
 	t.Parallel()
 	eachEnv(t, func(t *testing.T, e *env) {
 		table := func(name string) pluginhost.Table {
@@ -313,13 +319,39 @@ func TestUndeclaredTableIsKeptWithOneWarning(t *testing.T) {
 		}
 		e.start(e.config(&fake{manifest: manifest("p", "1.0.0"), tables: []pluginhost.Table{table("a"), table("b")}}))
 		e.exec(`INSERT INTO p__b (id) VALUES (1)`)
+		before := e.ledgerDump()
 
-		// "b" is gone from the declaration and "c" is new, so there is work.
+		// "b" is gone from the declaration: dropping it is refused, with
+		// the SQL; nothing of the upgrade ("c") is applied.
 		m := e.start(e.config(&fake{manifest: manifest("p", "1.0.0"), tables: []pluginhost.Table{table("a"), table("c")}}))
-		st := status(t, m, "p")
+		st, sce := refusedChanges(t, m, "p")
+		require.Equal(t, []pluginhost.SchemaChange{{Plugin: "p", Table: "b", Change: "table no longer declared (dropping it would lose its data)", SQL: `DROP TABLE "p__b"`, Refused: true}}, sce.Changes)
+		require.Contains(t, st.Reason, `table "b": table no longer declared`)
+		require.Contains(t, st.Reason, `DROP TABLE "p__b"`)
+		require.False(t, e.hasTable("p__c"))
+		require.Equal(t, 1, e.count(`SELECT count(*) FROM p__b`))
+		require.Equal(t, before, e.ledgerDump())
+
+		// In development mode it is left in place with one warning.
+		cfg := e.config(&fake{manifest: manifest("p", "1.0.0"), tables: []pluginhost.Table{table("a"), table("c")}})
+		cfg.DevMode = true
+		m = e.start(cfg)
+		st = status(t, m, "p")
 		require.Equal(t, pluginhost.StateRunning, st.State, st.Reason)
 		require.Equal(t, []string{`table "b" is no longer declared; it was left in place with its data`}, st.Warnings)
 		require.True(t, e.hasTable("p__c"))
 		require.Equal(t, 1, e.count(`SELECT count(*) FROM p__b`))
+
+		// A migration that drops it lets the plugin start, and the
+		// table's ledger row goes.
+		p := &fake{manifest: manifest("p", "1.0.0"), tables: []pluginhost.Table{table("a"), table("c")},
+			migrations: sqlFiles(map[string]string{"0001_drop_b.sql": `DROP TABLE p__b`})}
+		m = e.start(e.config(p))
+		st = status(t, m, "p")
+		require.Equal(t, pluginhost.StateRunning, st.State, st.Reason)
+		require.Empty(t, st.Warnings)
+		require.False(t, e.hasTable("p__b"))
+		require.NotContains(t, e.ledger("p"), "table:b")
+		require.Contains(t, e.ledger("p"), "0001_drop_b")
 	})
 }
