@@ -201,6 +201,10 @@ func (m *Manager) purgeTx(ctx context.Context, sess *schemaSession, id string, r
 		}
 	}
 	if err := stx.Commit(); err != nil {
+		if sess.dialect == SQLite && strings.Contains(err.Error(), "FOREIGN KEY") {
+			// Checked at commit: dropRelations defers the foreign keys.
+			return fail(fmt.Errorf("commit: %w: a table outside the plugin has rows that reference one of its tables", err))
+		}
 		return fail(fmt.Errorf("commit: %w", err))
 	}
 	committed = true
