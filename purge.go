@@ -47,7 +47,8 @@ var ErrNotPurgeable = errors.New("pluginhost: plugin cannot be purged")
 // when nothing uses it any more, with DROP ROLE.
 //
 // The database does not know which replicas register a plugin: purge a
-// removed plugin once no replica runs it any more. Write its rows first
+// removed plugin once no replica runs it any more. The other replicas list
+// a plugin purged here as removed until they restart. Write its rows first
 // with [Manager.Export] to keep a copy.
 func (m *Manager) Purge(ctx context.Context, id string) error {
 	return m.ctl.submit(ctx, func(ctx context.Context) error { return m.purge(ctx, id) })

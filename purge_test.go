@@ -392,3 +392,31 @@ func TestPurgeWaitsForTheMigrationLock(t *testing.T) {
 	rels, _, _, _ = jotLeft(t, e)
 	require.Empty(t, rels)
 }
+
+// A warm boot whose database records a removed plugin reads one statement
+// more than the same boot once it is purged: the stored setting keys (the
+// ledger and the catalog are read anyway).
+func TestWarmBootWithARemovedPluginCostsOneQuery(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		keeper := func() pluginhost.Plugin {
+			return &fake{manifest: manifest("keeper", "1.0.0"), tables: []pluginhost.Table{{Name: "things", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}}}}}
+		}
+		cold := e.start(e.config(jotPad(nil), keeper()))
+		require.NoError(t, cold.Shutdown(ctx))
+		boot := func() (*pluginhost.Manager, []string) {
+			db, rec := testdb.OpenCounting(t, e.dialect, e.dsn)
+			m := e.start(pluginhost.Config{DB: db, Dialect: pluginhost.Dialect(e.dialect), Registry: registry(t, keeper()), Logger: discardLogger()})
+			return m, rec.Statements()
+		}
+		m, withRemoved := boot()
+		require.Equal(t, pluginhost.StateRemoved, status(t, m, "jot-pad").State)
+		require.NoError(t, m.Purge(ctx, "jot-pad"))
+		require.NoError(t, m.Shutdown(ctx))
+		_, clean := boot()
+		require.Len(t, withRemoved, len(clean)+1, "with a removed plugin: %q\nwithout: %q", withRemoved, clean)
+		require.Contains(t, withRemoved, `SELECT key FROM pluginhost_settings`)
+		require.NotContains(t, clean, `SELECT key FROM pluginhost_settings`)
+	})
+}

@@ -98,6 +98,9 @@ func (m *Manager) readRemoved(ctx context.Context, s *schemaSession) error {
 		m.removed.set(out)
 		return nil
 	}
+	if s.conn == nil {
+		return s.lockErr // the session broke (see heal)
+	}
 	cat, err := s.catalog(ctx)
 	if err != nil {
 		return err
