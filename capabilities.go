@@ -13,6 +13,8 @@ import (
 var capabilities = []reflect.Type{
 	reflect.TypeFor[TableProvider](),
 	reflect.TypeFor[Migrator](),
+	reflect.TypeFor[Installer](),
+	reflect.TypeFor[Upgrader](),
 	reflect.TypeFor[SeedOncer](),
 	reflect.TypeFor[Seeder](),
 	reflect.TypeFor[Initializer](),

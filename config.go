@@ -145,6 +145,13 @@ type Config struct {
 	// plugin fails.
 	DevMode bool
 
+	// AllowDowngrade lists ids of plugins that may boot with a manifest
+	// version lower than the one their schema was brought to on this
+	// database (see [Upgrader]): the lower version is recorded, logged at
+	// Warn, and no hook runs. Default: such a plugin fails with an error
+	// wrapping ErrDowngrade that names both versions.
+	AllowDowngrade []string
+
 	// MaxInFlight bounds the requests each plugin serves at once: a request
 	// beyond it is answered 503 with a JSON body and a Retry-After header,
 	// without reaching the plugin, and counted in [PluginStatus].Rejected.
@@ -234,6 +241,7 @@ func (c *Config) validate() (*secret.Sealer, error) {
 	sealer := c.checkSecretKey(&errs)
 	c.checkMiddleware(&errs)
 	c.checkRequired(&errs)
+	c.checkAllowDowngrade(&errs)
 	c.checkPermissions(&errs)
 	c.checkSandbox(&errs)
 	groups := c.checkCoreSettingGroups(&errs)
@@ -347,6 +355,15 @@ func (c *Config) checkRequired(errs *configErrors) {
 	for _, id := range c.Required {
 		if disabled[id] {
 			errs.add("Required: plugin %q is also in Config.Disabled", id)
+		}
+	}
+}
+
+// checkAllowDowngrade requires plugin ids in AllowDowngrade.
+func (c *Config) checkAllowDowngrade(errs *configErrors) {
+	for i, id := range c.AllowDowngrade {
+		if err := validateID(id); err != nil {
+			errs.add("AllowDowngrade[%d]: %w", i, err)
 		}
 	}
 }

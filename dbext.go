@@ -221,17 +221,18 @@ func (d *DB) grab(ctx context.Context) (*sql.Conn, *sqliteGuard, error) {
 	return conn, g, nil
 }
 
-// unguard clears the plugin's policy from conn, before the host may use
-// it again.
-func (d *DB) unguard(conn *sql.Conn) {
-	if d.policy != nil {
-		_, _ = setPolicy(conn, nil) // fails only on a connection already closed
+// unguard clears the plugin's policy from the guard of a connection grab
+// took, before the host may use the connection again. The guard is the
+// connection's, which the caller still holds: no trip through conn.Raw.
+func unguard(g *sqliteGuard) {
+	if g != nil {
+		g.policy.Store(nil)
 	}
 }
 
-// putBack returns a connection grab took.
-func (d *DB) putBack(conn *sql.Conn) {
-	d.unguard(conn)
+// putBack returns a connection grab took, with its guard (nil off SQLite).
+func (d *DB) putBack(conn *sql.Conn, g *sqliteGuard) {
+	unguard(g)
 	_ = conn.Close()
 	d.release()
 }
@@ -329,7 +330,7 @@ func (d *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Re
 		return nil, err
 	}
 	res, err := conn.ExecContext(ctx, query, args...)
-	d.putBack(conn)
+	d.putBack(conn, g)
 	if err != nil {
 		err = d.explain(query, err, g)
 	}
@@ -357,7 +358,7 @@ func (d *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.
 	rows, err := conn.QueryContext(ctx, query, args...)
 	// SQLite asked the authorizer while it compiled the query: the policy
 	// can go before the rows are read.
-	d.unguard(conn)
+	unguard(g)
 	if err != nil {
 		d.releaseAfter(conn)
 		return nil, d.explain(query, err, g)
@@ -380,20 +381,20 @@ func (d *DB) QueryRowContext(ctx context.Context, query string, args ...any) *Ro
 		return &Row{err: err}
 	}
 	rows, err := conn.QueryContext(ctx, query, args...)
-	d.unguard(conn)
+	unguard(g)
 	if err != nil {
 		d.releaseAfter(conn)
 		return &Row{err: d.explain(query, err, g)}
 	}
-	return &Row{rows: rows, done: func() { d.releaseAfter(conn) }, db: d, query: query}
+	return &Row{rows: rows, conn: conn, db: d, query: query}
 }
 
 // Row is the result of [DB.QueryRowContext] and [Tx.QueryRowContext]:
 // like [sql.Row], it holds the query's error, if any, until Scan.
 type Row struct {
 	row  *sql.Row  // the query ran on the pool, or in a transaction
-	rows *sql.Rows // the query ran on a connection of its own, given back by done
-	done func()
+	rows *sql.Rows // the query ran on conn, a connection of its own, given back after Scan
+	conn *sql.Conn
 	err  error
 	// db, query, guard (SQLite) and tx (a transaction's row) explain an
 	// error of the query's that comes at Scan.
@@ -419,7 +420,7 @@ func (r *Row) Scan(dest ...any) error {
 	case r.err != nil:
 		return r.err
 	}
-	defer r.done()
+	defer r.db.releaseAfter(r.conn)
 	defer r.rows.Close()
 	if !r.rows.Next() {
 		if err := r.rows.Err(); err != nil {
@@ -457,7 +458,7 @@ func (d *DB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) {
 	}
 	tx, err := conn.BeginTx(ctx, opts)
 	if err != nil {
-		d.putBack(conn)
+		d.putBack(conn, g)
 		return nil, err
 	}
 	t := &Tx{tx: tx, db: d, conn: conn, guard: g}
@@ -490,7 +491,7 @@ type Tx struct {
 // end gives back the connection of a transaction begun by a plugin's DB.
 func (t *Tx) end() {
 	if t.conn != nil && t.ended.CompareAndSwap(false, true) {
-		t.db.putBack(t.conn)
+		t.db.putBack(t.conn, t.guard)
 	}
 }
 

@@ -36,8 +36,10 @@
 //
 // Plugin has one method; everything else is an optional interface the
 // Manager finds by type assertion: [TableProvider] (declared tables),
-// [Migrator] (SQL migrations per dialect), [SeedOncer] (data written once
-// per database), [Seeder] (work on every boot), [Initializer],
+// [Migrator] (SQL migrations per dialect), [Installer] and [Upgrader]
+// (work once per database when the plugin is installed, or when its
+// version rises), [SeedOncer] (data written once per database), [Seeder]
+// (work on every boot), [Initializer],
 // [RouteRegistrar] and [Shutdowner]. Every hook receives the plugin's
 // [Host]: its id and manifest, a [DB] that knows its table names, a logger,
 // the [Settings], its [PluginConfig] and its dependencies.

@@ -223,41 +223,10 @@ func (m *Manager) Start(ctx context.Context) error {
 // start runs the phases of Start, in the order the package doc gives.
 func (m *Manager) start(ctx context.Context) error {
 	required := m.requiredErr
-
-	// Discover: the registry's plugins and their manifests.
-	m.discover()
-
-	// Resolve, core and schema read the ledger, once, on a session of their
-	// own, which holds the migration lock while there is work to do.
-	sess, err := openSchemaSession(ctx, m)
+	plugins, err := m.migrateSchema(ctx, required)
 	if err != nil {
 		return err
 	}
-	defer sess.close(ctx) // on the error paths; closed below otherwise
-
-	// Resolve: enable flags, host constraints, config values, dependencies,
-	// order.
-	if err := m.resolve(ctx, sess); err != nil {
-		return err
-	}
-	if err := required(); err != nil {
-		return err
-	}
-
-	// Core: the library's own tables, then the host's migrations.
-	if err := sess.migrateCore(ctx, m.cfg.CoreMigrations); err != nil {
-		return fmt.Errorf("pluginhost: core migrations: %w", err)
-	}
-
-	// Schema: each plugin's tables and migrations, in its own transaction.
-	plugins := m.plugins.ordered()
-	if err := m.migratePlugins(ctx, sess, plugins, required); err != nil {
-		return err
-	}
-	if err := m.readRemoved(ctx, sess); err != nil {
-		m.log.Warn("could not list the plugins the database records that are not registered", "err", err)
-	}
-	sess.close(ctx) // seeds and Init use the pool; a one-connection pool needs it back
 
 	// Changes other replicas announce are heard from here on, before the
 	// settings are read.
@@ -266,6 +235,47 @@ func (m *Manager) start(ctx context.Context) error {
 	// Settings, seed, Init, routes; then the plugins that finished every
 	// phase run.
 	return m.bringUp(ctx, plugins, required)
+}
+
+// migrateSchema runs the phases up to the schema, for Start and Migrate:
+// discover, resolve, core migrations, each plugin's schema. It returns the
+// plugins in order, and closes the schema session before it returns, so
+// that seeds and Init have the pool (a one-connection pool needs it back).
+func (m *Manager) migrateSchema(ctx context.Context, required func() error) ([]*plugin, error) {
+	// Discover: the registry's plugins and their manifests.
+	m.discover()
+
+	// Resolve, core and schema read the ledger, once, on a session of their
+	// own, which holds the migration lock while there is work to do.
+	sess, err := openSchemaSession(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	defer sess.close(ctx)
+
+	// Resolve: enable flags, host constraints, config values, dependencies,
+	// order.
+	if err := m.resolve(ctx, sess); err != nil {
+		return nil, err
+	}
+	if err := required(); err != nil {
+		return nil, err
+	}
+
+	// Core: the library's own tables, then the host's migrations.
+	if err := sess.migrateCore(ctx, m.cfg.CoreMigrations); err != nil {
+		return nil, fmt.Errorf("pluginhost: core migrations: %w", err)
+	}
+
+	// Schema: each plugin's tables and migrations, in its own transaction.
+	plugins := m.plugins.ordered()
+	if err := m.migratePlugins(ctx, sess, plugins, required); err != nil {
+		return nil, err
+	}
+	if err := m.readRemoved(ctx, sess); err != nil {
+		m.log.Warn("could not list the plugins the database records that are not registered", "err", err)
+	}
+	return plugins, nil
 }
 
 // announce sends the built-in events of the state changes made so far.

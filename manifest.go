@@ -202,16 +202,10 @@ type ConfigField struct {
 //
 // ParseManifest is safe for concurrent use.
 func ParseManifest(data []byte) (*Manifest, error) {
-	if err := checkLimits(data); err != nil {
-		return nil, err
+	p, early := run(data)
+	if early != nil {
+		return nil, early
 	}
-	var doc map[string]any
-	if _, err := toml.Decode(string(data), &doc); err != nil {
-		return nil, syntaxError(err)
-	}
-	lines := tomlpos.Index(data)
-	p := &manifestParser{m: &Manifest{lines: lines}, lines: lines}
-	p.parse(tomlTable{p: p, m: doc})
 	if err := joinErrors(p.errs); err != nil {
 		return nil, err
 	}

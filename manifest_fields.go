@@ -26,10 +26,24 @@ var (
 	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
+// manifestFields lists the fields the parser reads in each table of
+// plugin.toml, by the table's place: "" for the top level, then
+// [[reads]], [config.<key>], [[setting_groups]] and [[settings]]. Other
+// keys are warned of as unknown ([dependencies] maps plugin ids, and
+// [config] config keys). schema/plugin.schema.json describes each field; a
+// test keeps the two in step.
+var manifestFields = map[string][]string{
+	"": {"id", "name", "version", "description", "author", "host",
+		"dependencies", "permissions", "reads", "config", "setting_groups", "settings"},
+	"reads[]":          {"plugin", "tables", "settings"},
+	"config.<key>":     {"type", "description", "required", "secret", "default", "env"},
+	"setting_groups[]": {"id", "name", "description", "icon", "sort_order"},
+	"settings[]":       {"key", "type", "default", "description", "group", "encrypted", "required"},
+}
+
 // parse reads the top-level table of plugin.toml into p.m.
 func (p *manifestParser) parse(top tomlTable) {
-	top.warnUnknown("id", "name", "version", "description", "author", "host",
-		"dependencies", "permissions", "reads", "config", "setting_groups", "settings")
+	top.warnUnknown(manifestFields[""]...)
 	p.id(top)
 	p.name(top)
 	p.version(top)
@@ -108,15 +122,16 @@ func (p *manifestParser) dependencies(top tomlTable) {
 	}
 	for _, id := range deps.keys() {
 		field := deps.field(id)
-		constraint, ok := deps.str(id)
-		if !ok {
-			continue
+		constraint, isString := deps.str(id)
+		if isString {
+			if p.m.Dependencies == nil {
+				p.m.Dependencies = map[string]string{}
+				p.m.deps = map[string]*semver.Constraints{}
+			}
+			p.m.Dependencies[id] = constraint
 		}
-		if p.m.Dependencies == nil {
-			p.m.Dependencies = map[string]string{}
-			p.m.deps = map[string]*semver.Constraints{}
-		}
-		p.m.Dependencies[id] = constraint
+		// The id is checked even when the constraint is not a string, which
+		// is reported already: both are problems to fix.
 		if pluginid.Reserved(id) {
 			p.fail(field, fmt.Errorf("%q is the host, not a plugin: remove this dependency and constrain the host's version with host = \"...\" instead", id))
 			continue
@@ -127,6 +142,9 @@ func (p *manifestParser) dependencies(top tomlTable) {
 		}
 		if id == p.plugin {
 			p.fail(field, fmt.Errorf("plugin %q cannot depend on itself: remove this line", id))
+			continue
+		}
+		if !isString {
 			continue
 		}
 		c, err := parseConstraint(constraint)
@@ -159,7 +177,7 @@ func (p *manifestParser) permissions(top tomlTable) {
 		case s == "":
 			p.fail(field, errors.New("must not be empty: remove it or name the permission"))
 		case slices.Contains(p.m.Permissions, s):
-			p.warn(field, fmt.Sprintf("permission %q listed twice%s: the duplicate is ignored", s, p.at(field)))
+			p.warn(field, fmt.Sprintf("permission %q listed twice", s), ": the duplicate is ignored")
 		default:
 			p.m.Permissions = append(p.m.Permissions, s)
 		}
@@ -172,7 +190,7 @@ func (p *manifestParser) permissions(top tomlTable) {
 func (p *manifestParser) reads(top tomlTable) {
 	seen := map[string]string{} // plugin id → path of the entry naming it
 	for _, t := range top.tables("reads") {
-		t.warnUnknown("plugin", "tables", "settings")
+		t.warnUnknown(manifestFields["reads[]"]...)
 		plugin, valid := p.readsPlugin(t, seen)
 		tables, nt := t.strs("tables")
 		settings, ns := t.strs("settings")
@@ -287,7 +305,7 @@ func (p *manifestParser) config(top tomlTable) {
 
 // configField reads one [config.<key>] table.
 func (p *manifestParser) configField(key string, t tomlTable) ConfigField {
-	t.warnUnknown("type", "description", "required", "secret", "default", "env")
+	t.warnUnknown(manifestFields["config.<key>"]...)
 	f := ConfigField{Key: key}
 	switch {
 	case len(key) > maxConfigKeyLen:
@@ -301,7 +319,7 @@ func (p *manifestParser) configField(key string, t tomlTable) ConfigField {
 	f.Secret, _ = t.boolean("secret")
 	f.Default = t.defaultValue(f.Type)
 	if f.Required && f.Default != nil {
-		p.warn(t.field("required"), fmt.Sprintf("config %q%s: required has no effect because the default always satisfies it", key, p.at(t.field("required"))))
+		p.warn(t.field("required"), fmt.Sprintf("config %q", key), ": required has no effect because the default always satisfies it")
 	}
 	if env, ok := t.str("env"); ok {
 		f.Env = env
@@ -325,7 +343,7 @@ func defaultEnv(id, key string) string {
 func (p *manifestParser) settingGroups(top tomlTable) {
 	seen := map[string]string{} // group id → path of the table defining it
 	for _, t := range top.tables("setting_groups") {
-		t.warnUnknown("id", "name", "description", "icon", "sort_order")
+		t.warnUnknown(manifestFields["setting_groups[]"]...)
 		var g SettingGroup
 		if t.require("id", `id = "my-group"`) {
 			if id, ok := t.str("id"); ok {
@@ -359,7 +377,7 @@ func (p *manifestParser) settingGroups(top tomlTable) {
 func (p *manifestParser) settings(top tomlTable) {
 	seen := map[string]string{} // setting key → path of the key defining it
 	for _, t := range top.tables("settings") {
-		t.warnUnknown("key", "type", "default", "description", "group", "encrypted", "required")
+		t.warnUnknown(manifestFields["settings[]"]...)
 		var s Setting
 		if t.require("key", `key = "my-plugin.option"`) {
 			if key, ok := t.str("key"); ok {
@@ -379,7 +397,12 @@ func (p *manifestParser) settings(top tomlTable) {
 		s.Type, _ = t.valueType()
 		s.Default = t.defaultValue(s.Type)
 		s.Description, _ = t.str("description")
-		s.Group, _ = t.str("group")
+		if g, ok := t.str("group"); ok {
+			s.Group = g
+			if g != "" {
+				p.groups = append(p.groups, groupRef{group: g, field: t.field("group")})
+			}
+		}
 		s.Required, _ = t.boolean("required")
 		if enc, ok := t.boolean("encrypted"); ok {
 			s.Encrypted = enc

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/pluginhost/pluginhost/internal/tomlpos"
 )
 
@@ -19,12 +21,88 @@ type manifestParser struct {
 	plugin string // the id field, once read; for ManifestError.Plugin
 	errs   []error
 	warns  []manifestWarning
+	groups []groupRef // the settings' groups, for CheckManifest
 }
 
-// manifestWarning is an entry of Manifest.Warnings, sorted by line.
+// manifestWarning is an entry of Manifest.Warnings, sorted by line: text is
+// before, the line of field as " (line N)", and after; without the line it
+// is a ManifestWarning's message.
 type manifestWarning struct {
-	line int
-	msg  string
+	field, before, after string
+	line                 int
+}
+
+// groupRef is the group a [[settings]] entry names, and the path of its
+// group field.
+type groupRef struct {
+	group, field string
+}
+
+// run parses data into p.m, collecting p.errs and p.warns; it returns the
+// error that stops parsing before that (a limit, a TOML syntax error).
+func run(data []byte) (*manifestParser, *ManifestError) {
+	if err := checkLimits(data); err != nil {
+		return nil, err.(*ManifestError)
+	}
+	var doc map[string]any
+	if _, err := toml.Decode(string(data), &doc); err != nil {
+		return nil, syntaxError(err)
+	}
+	lines := tomlpos.Index(data)
+	p := &manifestParser{m: &Manifest{lines: lines}, lines: lines}
+	p.parse(tomlTable{p: p, m: doc})
+	return p, nil
+}
+
+// ManifestWarning is one warning about a plugin.toml, as [CheckManifest]
+// reports it: something the host ignores, such as an unknown field, or that
+// may fail later.
+type ManifestWarning struct {
+	// Plugin is the plugin's id when known, as in [ManifestError.Plugin].
+	Plugin string
+	// Field is the path of the field, as in [ManifestError.Field].
+	Field string
+	// Line is the 1-based line in plugin.toml, 0 when unknown.
+	Line int
+	// Message says what is wrong, without the line.
+	Message string
+}
+
+// CheckManifest checks the contents of a plugin.toml as [ParseManifest]
+// does, and returns every problem found, for tools such as a manifest
+// linter. errs holds ParseManifest's errors, one *ManifestError each in the
+// order found, nil when ParseManifest succeeds. warnings holds the warnings
+// of Manifest.Warnings with their fields and lines, in the order of their
+// lines, even when there are errors (ParseManifest then returns no
+// Manifest). A limit or a TOML syntax error is reported alone, as by
+// ParseManifest.
+//
+// CheckManifest also warns of each setting whose group the manifest's
+// [[setting_groups]] do not define: only the host can define it then
+// (Config.CoreSettingGroups), or registering the plugin fails.
+func CheckManifest(data []byte) (errs []*ManifestError, warnings []ManifestWarning) {
+	p, early := run(data)
+	if early != nil {
+		return []*ManifestError{early}, nil
+	}
+	for _, err := range p.errs {
+		errs = append(errs, err.(*ManifestError))
+	}
+	defined := map[string]bool{}
+	for _, g := range p.m.SettingGroups {
+		defined[g.ID] = true
+	}
+	for _, ref := range p.groups {
+		if !defined[ref.group] {
+			p.warn(ref.field, fmt.Sprintf("setting group %q is not defined by this manifest's [[setting_groups]]", ref.group),
+				": the host must define it (Config.CoreSettingGroups), or registering the plugin fails")
+		}
+	}
+	p.sortWarnings()
+	for _, w := range p.warns {
+		warnings = append(warnings, ManifestWarning{Plugin: p.plugin, Field: w.field, Line: w.line, Message: w.before + w.after})
+	}
+	return errs, warnings
 }
 
 // fail records a problem with the field at path.
@@ -37,9 +115,10 @@ func (p *manifestParser) fail(path string, err error) {
 	})
 }
 
-// warn records a warning about the field at path.
-func (p *manifestParser) warn(path, msg string) {
-	p.warns = append(p.warns, manifestWarning{line: p.lines.Line(path), msg: msg})
+// warn records a warning about the field at path, which Manifest.Warnings
+// words as before, the line of path as " (line N)", and after.
+func (p *manifestParser) warn(path, before, after string) {
+	p.warns = append(p.warns, manifestWarning{field: path, before: before, after: after, line: p.lines.Line(path)})
 }
 
 // at returns " (line N)" for the line of path, or "" when it is unknown.
@@ -50,17 +129,23 @@ func (p *manifestParser) at(path string) string {
 	return ""
 }
 
-// warnings returns the warnings in the order of their lines.
-func (p *manifestParser) warnings() []string {
+// sortWarnings sorts the warnings by line, then by text.
+func (p *manifestParser) sortWarnings() {
 	slices.SortStableFunc(p.warns, func(a, b manifestWarning) int {
 		if a.line != b.line {
 			return a.line - b.line
 		}
-		return strings.Compare(a.msg, b.msg)
+		return strings.Compare(a.before+a.after, b.before+b.after)
 	})
+}
+
+// warnings returns the warnings of Manifest.Warnings, in the order of their
+// lines.
+func (p *manifestParser) warnings() []string {
+	p.sortWarnings()
 	var out []string
 	for _, w := range p.warns {
-		out = append(out, w.msg)
+		out = append(out, w.before+p.at(w.field)+w.after)
 	}
 	return out
 }
@@ -208,30 +293,30 @@ func (t tomlTable) tables(key string) []tomlTable {
 	if !present {
 		return nil
 	}
-	var maps []map[string]any
+	var elems []any
 	switch v := v.(type) {
 	case []map[string]any:
-		maps = v
+		for _, m := range v {
+			elems = append(elems, m)
+		}
 	case []any:
-		for i, e := range v {
-			m, ok := e.(map[string]any)
-			if !ok {
-				elem := fmt.Sprintf("%s[%d]", t.field(key), i)
-				t.p.fail(elem, fmt.Errorf("must be a table, not %s", tomlType(e)))
-				continue
-			}
-			maps = append(maps, m)
-		}
-		if len(maps) != len(v) {
-			return nil
-		}
+		elems = v
 	default:
 		t.wrongType(key, fmt.Sprintf("an array of tables ([[%s]])", key), v)
 		return nil
 	}
-	out := make([]tomlTable, len(maps))
-	for i, m := range maps {
-		out[i] = tomlTable{p: t.p, path: fmt.Sprintf("%s[%d]", t.field(key), i), m: m}
+	// An element that is not a table is reported, and the tables around it
+	// are still read, under their own indexes, so that their problems are
+	// reported too; the Manifest, in error, is then discarded.
+	var out []tomlTable
+	for i, e := range elems {
+		path := fmt.Sprintf("%s[%d]", t.field(key), i)
+		m, ok := e.(map[string]any)
+		if !ok {
+			t.p.fail(path, fmt.Errorf("must be a table, not %s", tomlType(e)))
+			continue
+		}
+		out = append(out, tomlTable{p: t.p, path: path, m: m})
 	}
 	return out
 }
@@ -251,7 +336,7 @@ func (t tomlTable) warnUnknown(known ...string) {
 	for _, k := range t.keys() {
 		if !slices.Contains(known, k) {
 			f := t.field(k)
-			t.p.warn(f, fmt.Sprintf("unknown field %q%s ignored", f, t.p.at(f)))
+			t.p.warn(f, fmt.Sprintf("unknown field %q", f), " ignored")
 		}
 	}
 }

@@ -15,8 +15,9 @@ import (
 // manifest, the contents of its plugin.toml, usually embedded with go:embed.
 //
 // Everything else a plugin can do is an optional interface found by type
-// assertion: [TableProvider], [Migrator], [SeedOncer], [Seeder],
-// [Initializer], [RouteRegistrar], [Shutdowner] and [HealthChecker]. A
+// assertion: [TableProvider], [Migrator], [Installer], [Upgrader],
+// [SeedOncer], [Seeder], [Initializer], [RouteRegistrar], [Shutdowner] and
+// [HealthChecker]. A
 // method named like one of theirs whose signature differs is never called;
 // it is reported as a warning on the plugin's status, naming the signature
 // wanted. Manifest is called once, when the plugin is registered; it must
@@ -90,6 +91,50 @@ type Migrator interface {
 // then, the same way.
 type SeedOncer interface {
 	SeedOnce(ctx context.Context, h *Host, tx *Tx) error
+}
+
+// Installer is implemented by plugins that have work to do once, when their
+// schema is first created on a database: the ledger has no row for the
+// plugin yet. Install is a once-hook like [SeedOncer.SeedOnce], with the
+// same rules: it runs in the plugin's schema transaction, after its tables
+// are created and its migrations applied, under the migration lock,
+// exactly once per database however many replicas boot together, bounded
+// by Config.HookTimeout, with panics contained; its ledger row (version
+// "hook:install") is written in the same transaction; an error or a panic
+// fails the plugin and rolls back all of its schema work, and the next
+// boot tries again. It runs before SeedOnce.
+//
+// It receives the schema transaction, tx, and must write through it: on
+// SQLite that transaction holds the database's write lock, so a statement
+// on the pool (h.DB()) would wait for it and fail at the busy timeout, and
+// on PostgreSQL the tables just created are not visible outside it.
+//
+// A plugin whose ledger rows predate the recording of manifest versions is
+// installed already: it does not run Install, even if it gains one.
+type Installer interface {
+	Install(ctx context.Context, h *Host, tx *Tx) error
+}
+
+// Upgrader is implemented by plugins that have work to do when their
+// manifest version rises: from is the version the plugin's schema was last
+// brought to on this database, recorded in the ledger (version
+// "manifest-version" on the plugin's line). Upgrade runs when the manifest
+// version is higher, by semantic-version precedence, than the recorded
+// one, even when nothing else changed; it runs after the plugin's new
+// tables and migrations, in the same transaction, with the rules of a
+// once-hook (see [Installer]: tx, the lock, exactly once per database,
+// HookTimeout, panics, rollback of everything on failure). Its ledger row
+// is "hook:upgrade:" and the version upgraded to, so an upgrade to a given
+// version runs once per database: after a downgrade that
+// Config.AllowDowngrade let through, upgrading again to a version whose
+// Upgrade already ran does not run it again. It runs before SeedOnce. The
+// first boot of a plugin records its version and runs no Upgrade.
+//
+// A manifest version lower than the recorded one fails the plugin with an
+// error wrapping [ErrDowngrade] that names both versions, unless
+// Config.AllowDowngrade lists the plugin; an equal one does nothing.
+type Upgrader interface {
+	Upgrade(ctx context.Context, h *Host, tx *Tx, from string) error
 }
 
 // Seeder is implemented by plugins that have work to do on every boot,

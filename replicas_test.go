@@ -217,18 +217,22 @@ func (h *watchHandler) WithGroup(name string) slog.Handler {
 	return &watchHandler{Handler: h.Handler.WithGroup(name), w: h.w, i: h.i}
 }
 
-// schemaWork counts, in logs, the migrations applied ("applied migration")
-// and tables created ("created table"), as "line/version" keys of the
-// ledger: "core/0001_boots", "alpha/0001_rank", "alpha/table:items".
+// schemaWork counts, in logs, the migrations applied ("applied migration"),
+// tables created ("created table") and manifest versions recorded ("recorded
+// the manifest version"), as "line/version" keys of the ledger:
+// "core/0001_boots", "alpha/0001_rank", "alpha/table:items",
+// "alpha/manifest-version".
 func schemaWork(logs string) map[string]int {
 	out := map[string]int{}
 	for line := range strings.SplitSeq(logs, "\n") {
 		var rest string
-		var table bool
+		var table, version bool
 		if _, after, ok := strings.Cut(line, `msg="applied migration" `); ok {
 			rest = after
 		} else if _, after, ok := strings.Cut(line, `msg="created table" `); ok {
 			rest, table = after, true
+		} else if _, after, ok := strings.Cut(line, `msg="recorded the manifest version" `); ok {
+			rest, version = after, true
 		} else {
 			continue
 		}
@@ -242,9 +246,12 @@ func schemaWork(logs string) map[string]int {
 		if owner == "" {
 			owner = attrs["plugin"]
 		}
-		if table {
+		switch {
+		case table:
 			out[owner+"/table:"+attrs["table"]]++
-		} else {
+		case version:
+			out[owner+"/manifest-version"]++
+		default:
 			out[owner+"/"+attrs["version"]]++
 		}
 	}
@@ -336,11 +343,11 @@ func replicaPlugins() []pluginhost.Plugin {
 
 // replicaLedger is every ledger row the replicas' boot must leave, once.
 var replicaLedger = []string{
-	"alpha/0001_rank", "alpha/0002_first", "alpha/table:items",
-	"beta/0001_inbox", "beta/table:cards", "beta/table:lists",
+	"alpha/0001_rank", "alpha/0002_first", "alpha/manifest-version", "alpha/table:items",
+	"beta/0001_inbox", "beta/manifest-version", "beta/table:cards", "beta/table:lists",
 	"core/0001_boots", "core/0002_once", "core/0003_gate", "core/0004_index",
-	"delta/table:events",
-	"gamma/0001_log", "gamma/0002_row",
+	"delta/manifest-version", "delta/table:events",
+	"gamma/0001_log", "gamma/0002_row", "gamma/manifest-version",
 	"pluginhost/0001_init",
 }
 

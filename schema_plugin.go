@@ -26,6 +26,7 @@ type declaration struct {
 	schema     *sqlgen.Schema
 	migrations []migrate.Migration
 	once       []onceHook
+	versions   versionHooks // the manifest version, the install and upgrade hooks
 	// inferred lists the columns declared without a type that were given
 	// one other than text, for the errors of the plugin's statements.
 	inferred []inferredColumn
@@ -43,12 +44,28 @@ func declare(p *plugin, d Dialect) (*declaration, error) {
 	if err != nil {
 		return nil, err
 	}
-	decl := &declaration{schema: schema, once: onceHooks(p.plugin), inferred: inferredColumns(tables, schema)}
+	decl := &declaration{schema: schema, once: onceHooks(p.plugin), versions: newVersionHooks(p), inferred: inferredColumns(tables, schema)}
 	if mg, ok := p.plugin.(Migrator); ok {
 		if decl.migrations, err = migrate.Read(mg.Migrations(), string(d)); err != nil {
 			return nil, err
 		}
 	}
+	return decl, nil
+}
+
+// declare calls the plugin's declarations through callHook and completes
+// them with what Config says of the plugin, for migratePlugin and Plan.
+func (s *schemaSession) declare(ctx context.Context, p *plugin) (*declaration, error) {
+	var decl *declaration
+	err := s.m.callHook(ctx, p, "declare tables and migrations", func(context.Context) error {
+		var err error
+		decl, err = declare(p, s.dialect)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	decl.versions.allowDowngrade = slices.Contains(s.m.cfg.AllowDowngrade, p.id)
 	return decl, nil
 }
 
@@ -58,6 +75,7 @@ type schemaPlan struct {
 	create     []*sqlgen.Resolved // new and recreated tables, in creation order
 	migrations []migrate.Migration
 	once       []onceHook        // the once-hooks not run yet on this database
+	version    *versionStep      // the manifest version to record; nil when recorded already
 	entries    []migrate.Entry   // ledger rows to write with the work
 	changed    map[string]string // table → what changed, for the tables recreated
 	changes    []SchemaChange    // additive changes to apply and refused ones, in order
@@ -65,7 +83,7 @@ type schemaPlan struct {
 }
 
 func (pl *schemaPlan) empty() bool {
-	return len(pl.create) == 0 && len(pl.migrations) == 0 && len(pl.once) == 0
+	return len(pl.create) == 0 && len(pl.migrations) == 0 && len(pl.once) == 0 && pl.version == nil
 }
 
 // migratePlugin creates the plugin's new tables, applies its pending
@@ -73,12 +91,7 @@ func (pl *schemaPlan) empty() bool {
 // none of it stays. When there is no work it takes no lock and writes
 // nothing.
 func (s *schemaSession) migratePlugin(ctx context.Context, p *plugin) error {
-	var decl *declaration
-	err := s.m.callHook(ctx, p, "declare tables and migrations", func(context.Context) error {
-		var err error
-		decl, err = declare(p, s.dialect)
-		return err
-	})
+	decl, err := s.declare(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -268,6 +281,7 @@ func logSchemaWork(log *slog.Logger, plan *schemaPlan) {
 	for _, hook := range plan.once {
 		log.Info("ran a once-per-database hook", "hook", hook.where, "ledger_version", hook.version)
 	}
+	logVersionStep(log, plan.version)
 }
 
 // planSchema compares a plugin's declaration with the ledger. A table whose
@@ -288,11 +302,19 @@ func planSchema(id string, decl *declaration, l migrate.Ledger, devMode bool) (*
 	for _, mig := range plan.migrations {
 		plan.entries = append(plan.entries, migrate.Entry{Line: id, Version: mig.Version, Checksum: mig.Checksum})
 	}
-	for _, hook := range decl.once {
+	step, hooks, err := planVersion(id, &decl.versions, l)
+	if err != nil {
+		return nil, err
+	}
+	for _, hook := range append(hooks, decl.once...) {
 		if _, done := l.Get(id, hook.version); !done {
 			plan.once = append(plan.once, hook)
 			plan.entries = append(plan.entries, migrate.Entry{Line: id, Version: hook.version})
 		}
+	}
+	if step != nil {
+		plan.version = step
+		plan.entries = append(plan.entries, step.entry(id))
 	}
 	return plan, nil
 }

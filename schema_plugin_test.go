@@ -36,8 +36,9 @@ func TestPluginMigrationsRunAfterTables(t *testing.T) {
 		require.Equal(t, 7, e.count(`SELECT rank FROM p__items WHERE title = 'from migration'`))
 
 		l := e.ledger("p")
-		require.Len(t, l, 3)
+		require.Len(t, l, 4)
 		require.Contains(t, l, "table:items")
+		require.Equal(t, "1.0.0", l["manifest-version"])
 		require.Equal(t, checksum(files["0001_rank.sql"]), l["0001_rank"])
 		require.Equal(t, checksum(files["0002_first.sql"]), l["0002_first"])
 		require.Empty(t, e.ledger("core"), "plugin migrations are on the plugin's line")

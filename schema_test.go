@@ -385,8 +385,8 @@ func TestConcurrentSQLiteBootsMigrateOnce(t *testing.T) {
 			require.Equal(t, 1, e.count(`SELECT count(*) FROM boots`), "core migration applied once")
 			require.Equal(t, 1, e.count(`SELECT count(*) FROM p__items`), "plugin migration applied once")
 			require.Len(t, e.ledger("core"), 2)
-			require.Len(t, e.ledger("p"), 2)
-			require.Len(t, e.ledger("q"), 1)
+			require.Len(t, e.ledger("p"), 3, "table, migration, manifest version")
+			require.Len(t, e.ledger("q"), 2, "table, manifest version")
 			for _, m := range managers {
 				require.Equal(t, pluginhost.StateRunning, status(t, m, "q").State)
 			}

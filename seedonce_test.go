@@ -339,7 +339,7 @@ func TestSeedOnceWithReplicas(t *testing.T) {
 			require.Zero(t, rv.missed.Load(), "round %d: a replica gave up waiting at the rendezvous", round)
 			require.Equal(t, 1, res.rows, "round %d (rendezvous %v): welcome rows after %d replicas booted together", round, rendezvous, n)
 			require.EqualValues(t, 1, calls.Load(), "round %d: SeedOnce calls across the replicas", round)
-			require.Equal(t, []string{"hook:seed-once", "table:notes"}, res.ledgerRows, "round %d", round)
+			require.Equal(t, []string{"hook:seed-once", "manifest-version", "table:notes"}, res.ledgerRows, "round %d", round)
 		}
 		t.Logf("%d rounds of %d replicas: one welcome row each", rounds, n)
 	})
@@ -379,7 +379,7 @@ func TestSeedOnceFailureRollsBackTheSchema(t *testing.T) {
 		m = e.start(e.config(p, other))
 		require.Equal(t, pluginhost.StateRunning, status(t, m, "welcome").State, status(t, m, "welcome").Reason)
 		require.Equal(t, 1, e.count(`SELECT count(*) FROM welcome__notes WHERE pinned = 1`), "the hook saw the migrated table")
-		require.Equal(t, []string{"0001_pinned", "hook:seed-once", "table:notes"}, sortedKeys(e.ledger("welcome")))
+		require.Equal(t, []string{"0001_pinned", "hook:seed-once", "manifest-version", "table:notes"}, sortedKeys(e.ledger("welcome")))
 		require.NoError(t, m.Shutdown(context.Background()))
 
 		e.exec(`DELETE FROM welcome__notes`)
@@ -548,7 +548,7 @@ func TestSeedOnceLaterAndOnEnable(t *testing.T) {
 		require.Equal(t, pluginhost.StateRunning, status(t, m, "welcome").State, status(t, m, "welcome").Reason)
 		require.EqualValues(t, 1, calls.Load())
 		require.Equal(t, 1, e.count(`SELECT count(*) FROM welcome__notes`))
-		require.Equal(t, []string{"hook:seed-once", "table:notes"}, sortedKeys(e.ledger("welcome")))
+		require.Equal(t, []string{"hook:seed-once", "manifest-version", "table:notes"}, sortedKeys(e.ledger("welcome")))
 
 		var lateCalls atomic.Int32
 		late := welcomeSeedOnce(&lateCalls)

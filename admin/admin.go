@@ -143,6 +143,7 @@ func New(cfg Config) (http.Handler, error) {
 	r.Get("/settings/{key}", a.getSetting)
 	r.Put("/settings/{key}", a.putSetting)
 	r.Get("/routes", a.listRoutes)
+	r.Get("/plan", a.plan)
 	return r, nil
 }
 

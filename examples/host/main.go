@@ -31,6 +31,16 @@
 //	                       migrations, the plugins' hooks; then the host exits
 //	                       with an error saying so, for its supervisor to
 //	                       restart it
+//	-plan                  print what a start would do (Manager.Plan) as
+//	                       indented JSON on standard output and exit 0,
+//	                       changing nothing: no table, ledger or key file is
+//	                       created (an SQLite file that does not exist is
+//	                       planned as an empty database and not created)
+//	-migrate-only          apply the core's and the plugins' schema
+//	                       (Manager.Migrate) and exit: no settings, Seed,
+//	                       Init or serving; for a release job that migrates
+//	                       before the new replicas roll out. A plugin that
+//	                       fails makes it exit 1
 //
 // Sixteen hosts with the defaults hold at most 16 × (3 + 2×1 + 1) = 96
 // connections on one PostgreSQL server, within its default max_connections
@@ -63,6 +73,7 @@ import (
 	"database/sql"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -95,7 +106,7 @@ var migrations embed.FS
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil {
+	if err := runTo(ctx, os.Args[1:], os.Stdout, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "host:", err)
 		os.Exit(1)
 	}
@@ -107,6 +118,8 @@ type options struct {
 	maxConns     int
 	pluginConns  int
 	startTimeout time.Duration
+	plan         bool // -plan
+	migrateOnly  bool // -migrate-only
 }
 
 // Defaults of the flags that bound what the host holds and waits for.
@@ -128,8 +141,13 @@ func parseOptions(args []string) (options, error) {
 		"most database connections each plugin's statements hold at once (on PostgreSQL, the size of its own pool)")
 	fsFlags.DurationVar(&opts.startTimeout, "start-timeout", defaultStartTimeout,
 		"longest the start may take, waiting for the migration lock of another replica included")
+	fsFlags.BoolVar(&opts.plan, "plan", false, "print what a start would do, as JSON, and exit; changes nothing")
+	fsFlags.BoolVar(&opts.migrateOnly, "migrate-only", false, "apply the core's and the plugins' schema, then exit")
 	if err := fsFlags.Parse(args); err != nil {
 		return opts, err
+	}
+	if opts.plan && opts.migrateOnly {
+		return opts, errors.New("-plan and -migrate-only: give one")
 	}
 	if opts.maxConns < 1 {
 		return opts, fmt.Errorf("-max-conns %d: the pool needs at least 1 connection", opts.maxConns)
@@ -143,14 +161,23 @@ func parseOptions(args []string) (options, error) {
 	return opts, nil
 }
 
-// run serves until ctx is done, then shuts down. ready, when not nil,
-// receives the address the server listens on.
+// run is runTo with the standard output.
 func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- string) error {
+	return runTo(ctx, args, os.Stdout, logOut, ready)
+}
+
+// runTo serves until ctx is done, then shuts down; with -plan it writes the
+// plan to out, with -migrate-only it migrates, and returns. ready, when not
+// nil, receives the address the server listens on.
+func runTo(ctx context.Context, args []string, out, logOut io.Writer, ready chan<- string) error {
 	opts, err := parseOptions(args)
 	if err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, nil))
+	if opts.plan || opts.migrateOnly {
+		return oneShot(ctx, opts, pluginhost.DefaultRegistry, out, logger)
+	}
 
 	token, err := adminToken(logger)
 	if err != nil {
@@ -211,22 +238,7 @@ func newApp(ctx context.Context, opts options, reg *pluginhost.Registry, logger 
 		db.Close()
 		return nil, err
 	}
-	core, _ := fs.Sub(migrations, "migrations")
-	m, err := pluginhost.New(pluginhost.Config{
-		DB:             db,
-		Registry:       reg,
-		Logger:         logger,
-		CoreMigrations: core,
-		CoreSettingGroups: []pluginhost.SettingGroup{
-			{ID: "general", Name: "General", SortOrder: 0},
-		},
-		CoreSettings: []pluginhost.Setting{
-			{Key: "app.name", Type: pluginhost.StringType, Default: "pluginhost example", Group: "general",
-				Description: "The name the service shows."},
-		},
-		SecretKey: key,
-		MaxConns:  opts.pluginConns,
-	})
+	m, err := pluginhost.New(hostConfig(opts, db, reg, logger, key))
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -274,6 +286,86 @@ func newApp(ctx context.Context, opts options, reg *pluginhost.Registry, logger 
 	r.Mount("/api/admin", adminAPI)
 	r.Mount("/api/plugin", m.Handler())
 	return &app{db: db, manager: m, handler: r}, nil
+}
+
+// hostConfig is the Manager's Config of the host.
+func hostConfig(opts options, db *sql.DB, reg *pluginhost.Registry, logger *slog.Logger, key []byte) pluginhost.Config {
+	core, _ := fs.Sub(migrations, "migrations")
+	return pluginhost.Config{
+		DB:             db,
+		Registry:       reg,
+		Logger:         logger,
+		CoreMigrations: core,
+		CoreSettingGroups: []pluginhost.SettingGroup{
+			{ID: "general", Name: "General", SortOrder: 0},
+		},
+		CoreSettings: []pluginhost.Setting{
+			{Key: "app.name", Type: pluginhost.StringType, Default: "pluginhost example", Group: "general",
+				Description: "The name the service shows."},
+		},
+		SecretKey: key,
+		MaxConns:  opts.pluginConns,
+	}
+}
+
+// oneShot runs -plan (the plan, as indented JSON, to out) or -migrate-only,
+// within -start-timeout.
+func oneShot(ctx context.Context, opts options, reg *pluginhost.Registry, out io.Writer, logger *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, opts.startTimeout)
+	defer cancel()
+	dsn, conns := opts.db, opts.maxConns
+	if opts.plan && !isPostgres(dsn) {
+		if _, err := os.Stat(dsn); errors.Is(err, fs.ErrNotExist) {
+			// Opening it would create it: plan on an empty database, in
+			// memory, on one connection (each has a database of its own).
+			dsn, conns = ":memory:", 1
+		}
+	}
+	db, err := openDB(dsn, conns)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var key []byte
+	if opts.plan {
+		key, err = existingKey(opts.db)
+	} else {
+		key, err = secretKey(ctx, opts.db, db, logger)
+	}
+	if err != nil {
+		return err
+	}
+	m, err := pluginhost.New(hostConfig(opts, db, reg, logger, key))
+	if err != nil {
+		return err
+	}
+	defer m.Shutdown(context.Background())
+	if opts.migrateOnly {
+		return m.Migrate(ctx)
+	}
+	plan, err := m.Plan(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(plan, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out, "%s\n", b)
+	return err
+}
+
+// existingKey is secretKey for -plan, which makes no key file: the key of
+// PLUGINHOST_SECRET_KEY or of the key file, none when there is neither.
+func existingKey(dsn string) ([]byte, error) {
+	if os.Getenv(keyEnv) != "" || isPostgres(dsn) {
+		return secretKey(context.Background(), dsn, nil, slog.New(slog.DiscardHandler))
+	}
+	key, err := readKeyFile(dsn + ".key")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return key, err
 }
 
 // adminToken returns the admin API's bearer token: PLUGINHOST_ADMIN_TOKEN,

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -151,4 +153,86 @@ func TestAdminTokenIsMadeAndPrintedWhenUnset(t *testing.T) {
 	other, err := adminToken(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	require.NotEqual(t, token, other)
+}
+
+// -plan prints the plan as JSON and changes nothing (not even the SQLite
+// file is created); -migrate-only applies the schema and exits, running
+// no Seed (the notes plugin's welcome note is its SeedOnce's) and writing
+// no settings; a -plan afterwards finds the schema done; a start then
+// serves.
+func TestHostPlanAndMigrateOnly(t *testing.T) {
+	// Not parallel: it sets PLUGINHOST_ADMIN_TOKEN in the environment.
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		dsn := filepath.Join(t.TempDir(), "example.db")
+		if d == testdb.Postgres {
+			_, dsn = testdb.OpenPostgres(t)
+		}
+		t.Setenv("PLUGINHOST_ADMIN_TOKEN", "s3cret")
+		type pluginPlan struct {
+			ID         string   `json:"id"`
+			Start      bool     `json:"start"`
+			Tables     []string `json:"tables_to_create"`
+			Migrations []string `json:"migrations"`
+			OnceHooks  []string `json:"once_hooks"`
+		}
+		type plan struct {
+			Work bool `json:"work"`
+			Core struct {
+				Library    []string `json:"library_migrations"`
+				Migrations []string `json:"migrations"`
+				Settings   []struct {
+					Key string `json:"key"`
+				} `json:"settings_to_add"`
+			} `json:"core"`
+			Plugins []pluginPlan `json:"plugins"`
+		}
+		planOf := func() plan {
+			var out bytes.Buffer
+			require.NoError(t, runTo(context.Background(), []string{"-plan", "-db", dsn}, &out, io.Discard, nil))
+			require.True(t, strings.HasPrefix(out.String(), "{\n  \""), "indented JSON: %s", out.String())
+			var p plan
+			require.NoError(t, json.Unmarshal(out.Bytes(), &p), out.String())
+			return p
+		}
+
+		fresh := planOf()
+		require.True(t, fresh.Work)
+		require.NotEmpty(t, fresh.Core.Library)
+		require.Equal(t, []string{"0001_users"}, fresh.Core.Migrations)
+		require.Len(t, fresh.Plugins, 2)
+		for _, p := range fresh.Plugins {
+			require.True(t, p.Start, p.ID)
+			require.NotEmpty(t, p.Tables, p.ID)
+		}
+		if d == testdb.SQLite {
+			_, err := os.Stat(dsn)
+			require.ErrorIs(t, err, fs.ErrNotExist, "-plan did not create the database file")
+			_, err = os.Stat(dsn + ".key")
+			require.ErrorIs(t, err, fs.ErrNotExist, "-plan did not make a key file")
+		}
+
+		var logs bytes.Buffer
+		require.NoError(t, runTo(context.Background(), []string{"-migrate-only", "-db", dsn}, io.Discard, &logs, nil))
+		require.Contains(t, logs.String(), `version=0001_users`)
+		require.Contains(t, logs.String(), `migrate only`)
+		require.NotContains(t, logs.String(), `msg=serving`)
+
+		migrated := planOf()
+		require.Empty(t, migrated.Core.Library)
+		require.Empty(t, migrated.Core.Migrations)
+		require.Equal(t, "app.name", migrated.Core.Settings[0].Key, "settings are Start's")
+		for _, p := range migrated.Plugins {
+			require.Empty(t, p.Tables, p.ID)
+			require.Empty(t, p.Migrations, p.ID)
+			require.Empty(t, p.OnceHooks, p.ID)
+		}
+
+		base, _ := startHost(t, io.Discard, "-db", dsn)
+		var notes []map[string]any
+		require.Equal(t, http.StatusOK, get(t, base+"/api/plugin/notes/notes", &notes))
+		require.Len(t, notes, 1, "the welcome note, seeded once by -migrate-only")
+
+		err := runTo(context.Background(), []string{"-plan", "-migrate-only"}, io.Discard, io.Discard, nil)
+		require.ErrorContains(t, err, "give one")
+	})
 }
