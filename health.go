@@ -91,7 +91,7 @@ func (m *Manager) Health(ctx context.Context) HealthReport {
 	}
 	var report HealthReport
 	var targets []target
-	for _, st := range m.Status() {
+	for _, st := range m.registeredStatus() { // a removed plugin has no health
 		ph := PluginHealth{ID: st.ID, State: st.State}
 		if st.State != StateRunning {
 			ph.Error = st.Reason

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -31,6 +32,12 @@ const (
 	StateFailed State = "failed"
 	// StateStopped: the Manager was shut down.
 	StateStopped State = "stopped"
+	// StateRemoved: the plugin is not registered, but the database records
+	// it (its line of the migration ledger has rows): its tables, settings
+	// and ledger rows are still there, listed in PluginStatus.Tables,
+	// SettingKeys and LedgerRows. It serves nothing and cannot be started;
+	// [Manager.Export] writes its rows, [Manager.Purge] removes it.
+	StateRemoved State = "removed"
 )
 
 // The phases of Start, as named in PluginStatus.Timings and failure reasons.
@@ -103,8 +110,20 @@ type PluginStatus struct {
 	// Sandbox says how the database sandbox confines the plugin's
 	// statements: "sqlite authorizer", "postgres role <role>" (with
 	// "(own login)" under Config.PluginDB), or "off: …" naming the Config
-	// field that left it outside.
+	// field that left it outside. It is empty for a removed plugin.
 	Sandbox string `json:"sandbox"`
+
+	// Tables, SettingKeys and LedgerRows are set for a removed plugin
+	// (StateRemoved) only, as Start read them (and Purge since): what the
+	// plugin left in the database. Tables are the declared names (without
+	// the plugin's prefix) of the tables and views with its prefix, sorted;
+	// SettingKeys the stored settings in its namespace that no registered
+	// owner defines, sorted; LedgerRows the versions of its rows in the
+	// migration ledger (its tables as "table:<name>", its migrations, its
+	// once-hooks), sorted.
+	Tables      []string `json:"tables,omitempty"`
+	SettingKeys []string `json:"setting_keys,omitempty"`
+	LedgerRows  []string `json:"ledger_rows,omitempty"`
 }
 
 // Manager runs the plugins of a registry: it resolves them, migrates the
@@ -122,6 +141,7 @@ type Manager struct {
 	plugins    pluginTable // the plugin records and their states
 	ctl        *controller // runtime changes, one at a time
 	sandbox    sandboxState
+	removed    removedState // the plugins the database records that are not registered
 
 	life    sync.Mutex // serializes Start and Shutdown; guards the fields below
 	started bool
@@ -252,6 +272,9 @@ func (m *Manager) migrateSchema(ctx context.Context, required func() error) ([]*
 	if err := m.migratePlugins(ctx, sess, plugins, required); err != nil {
 		return nil, err
 	}
+	if err := m.readRemoved(ctx, sess); err != nil {
+		m.log.Warn("could not list the plugins the database records that are not registered", "err", err)
+	}
 	return plugins, nil
 }
 
@@ -304,6 +327,11 @@ func (m *Manager) logStates(took time.Duration) {
 	statuses := m.Status()
 	running := 0
 	for _, st := range statuses {
+		if st.State == StateRemoved {
+			m.log.Info("plugin removed: the database records it, but it is not registered", "plugin", st.ID,
+				"tables", st.Tables, "settings", st.SettingKeys, "ledger_rows", len(st.LedgerRows))
+			continue
+		}
 		logger := m.plugins.get(st.ID).logger
 		switch st.State {
 		case StateRunning:
@@ -321,12 +349,22 @@ func (m *Manager) logStates(took time.Duration) {
 			logger.Warn("required settings have no value", "keys", st.MissingSettings)
 		}
 	}
-	m.log.Info("pluginhost started", "plugins", len(statuses), "running", running, "took", took)
+	m.log.Info("pluginhost started", "plugins", len(m.plugins.list()), "running", running, "took", took)
 }
 
-// Status reports every registered plugin, sorted by id. Before Start it is
-// empty.
+// Status reports every registered plugin and every removed one (see
+// StateRemoved), sorted by id. Before Start it is empty.
 func (m *Manager) Status() []PluginStatus {
+	out := m.registeredStatus()
+	if removed := m.removedStatus(); len(removed) > 0 {
+		out = append(out, removed...)
+		slices.SortFunc(out, func(a, b PluginStatus) int { return strings.Compare(a.ID, b.ID) })
+	}
+	return out
+}
+
+// registeredStatus is Status without the removed plugins.
+func (m *Manager) registeredStatus() []PluginStatus {
 	out := m.withPermissions(m.plugins.statuses(m.settings.missing, m.events.dropped))
 	mounts := m.plugins.mounts.Load().byID
 	for i := range out {

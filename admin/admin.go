@@ -33,6 +33,8 @@
 //	GET  /plugins/{id}          the plugin's status; 404 for an unknown id
 //	POST /plugins/{id}/enable   start it now; 200 with its new status
 //	POST /plugins/{id}/disable  stop it now; 200 with its new status
+//	GET  /plugins/{id}/export   its rows as JSON lines (application/x-ndjson)
+//	POST /plugins/{id}/purge    body {"confirm": "<id>"}; 200 {"purged": "<id>"}
 //	GET  /settings              {"groups": [...], "ungrouped": [...]}
 //	GET  /settings/{key}        one setting; 404 for an unknown key
 //	PUT  /settings/{key}        body {"value": ...}; 200 with the setting
@@ -53,6 +55,15 @@
 // has not finished Start (for any id: before Start, the Manager does not
 // know its plugins yet) or is shutting down. Once a request is accepted,
 // the change runs to its end even if the client goes away.
+//
+// The list includes the plugins the database records that are no longer
+// registered, in state "removed" with their tables, setting keys and ledger
+// rows. Export streams a plugin's rows (see [pluginhost.Manager.Export]):
+// 404 for an unknown plugin. Purge removes what a plugin left (see
+// [pluginhost.Manager.Purge]) once the body repeats its id: 400 otherwise,
+// saying what the body must be; 404 for an unknown plugin; 409 when it is
+// registered and not disabled, or another plugin reads it; 503 when the
+// Manager does not run.
 //
 // Settings are listed in the order of [pluginhost.Settings.Groups], each
 // group with its settings, then the settings of no known group. Each
@@ -126,6 +137,8 @@ func New(cfg Config) (http.Handler, error) {
 	r.Get("/plugins/{id}", a.getPlugin)
 	r.Post("/plugins/{id}/enable", a.enable)
 	r.Post("/plugins/{id}/disable", a.disable)
+	r.Get("/plugins/{id}/export", a.exportPlugin)
+	r.Post("/plugins/{id}/purge", a.purgePlugin)
 	r.Get("/settings", a.listSettings)
 	r.Get("/settings/{key}", a.getSetting)
 	r.Put("/settings/{key}", a.putSetting)
