@@ -87,6 +87,19 @@ func (h *Host) Every(name string, interval time.Duration, scope JobScope, fn fun
 	return nil
 }
 
+// JobPeriod returns the number of the period that a run of a job of
+// [Host.Every] runs for, from the context the run receives: period n
+// begins at n×interval after the Unix epoch. It is the same on every
+// replica, so that a OncePerFleet job can use it as an idempotency key.
+// ok is false for any other context.
+func JobPeriod(ctx context.Context) (n int64, ok bool) {
+	n, ok = ctx.Value(jobPeriodKey{}).(int64)
+	return n, ok
+}
+
+// jobPeriodKey is the context key of JobPeriod.
+type jobPeriodKey struct{}
+
 // periodOf returns the number of the period of interval that t falls in.
 func periodOf(t time.Time, interval time.Duration) int64 {
 	return t.UnixNano() / int64(interval)
@@ -114,7 +127,7 @@ func (h *Host) runJob(ctx context.Context, w *bgWorker, fn func(ctx context.Cont
 		if n := periodOf(now, w.interval); n > last {
 			last = n
 			if h.claim(ctx, w, n) {
-				h.runJobOnce(ctx, w, fn)
+				h.runJobOnce(ctx, w, n, fn)
 			}
 		}
 		next := periodStart(last+1, w.interval)
@@ -170,15 +183,16 @@ WHERE `+jobsTable+`.period < excluded.period`, plugin, job, n, m.instance)
 	return claimed, err
 }
 
-// runJobOnce runs fn once for job w, bounded by Config.HookTimeout. A
-// call of runtime.Goexit in fn ends the job's goroutine.
-func (h *Host) runJobOnce(ctx context.Context, w *bgWorker, fn func(ctx context.Context) error) {
+// runJobOnce runs fn once for job w in period n, bounded by
+// Config.HookTimeout. A call of runtime.Goexit in fn ends the job's
+// goroutine.
+func (h *Host) runJobOnce(ctx context.Context, w *bgWorker, n int64, fn func(ctx context.Context) error) {
 	if !h.work.begin(w, time.Now()) {
 		return // the run ended: the loop sees ctx canceled
 	}
 	where := "job " + w.name
 	bound := h.m.cfg.HookTimeout
-	rctx, cancel := context.WithTimeout(ctx, bound)
+	rctx, cancel := context.WithTimeout(context.WithValue(ctx, jobPeriodKey{}, n), bound)
 	defer cancel()
 	overrun := fmt.Errorf("%s did not return within Config.HookTimeout (%s): %w", where, bound, context.DeadlineExceeded)
 	watchdog := time.AfterFunc(bound, func() {
