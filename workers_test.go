@@ -250,4 +250,3 @@ func TestStatusListsWorkers(t *testing.T) {
 		require.Equal(t, true, decoded.Workers[0]["running"])
 	})
 }
-
