@@ -92,6 +92,7 @@ func (h *Host) addWorker(w *bgWorker, call string) (context.Context, error) {
 	if w.name == "" {
 		return nil, fmt.Errorf("pluginhost: plugin %q: %s: empty name", h.id, call)
 	}
+	w.done = make(chan struct{}) // before w is shared
 	var ctx context.Context
 	err := h.m.plugins.withRun(h, func(*plugin) error {
 		var err error
@@ -105,7 +106,6 @@ func (h *Host) addWorker(w *bgWorker, call string) (context.Context, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pluginhost: plugin %q: %s(%q): %w", h.id, call, w.name, err)
 	}
-	w.done = make(chan struct{})
 	return ctx, nil
 }
 

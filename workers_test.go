@@ -248,5 +248,10 @@ func TestStatusListsWorkers(t *testing.T) {
 		require.Equal(t, float64(time.Hour), decoded.Workers[1]["interval_ns"])
 		require.Contains(t, decoded.Workers[1], "next_run")
 		require.Equal(t, true, decoded.Workers[0]["running"])
+
+		// The claims are the library's: a plugin cannot forge one.
+		db := p.host.Load().DB()
+		_, err = db.ExecContext(t.Context(), `DELETE FROM pluginhost_jobs`)
+		require.ErrorIs(t, err, pluginhost.ErrSandbox)
 	})
 }
