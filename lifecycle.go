@@ -107,6 +107,10 @@ type PluginStatus struct {
 	// Rejected counts the requests answered 503 since Start because the
 	// plugin already served Config.MaxInFlight of them.
 	Rejected int64 `json:"rejected,omitempty"`
+	// Workers lists the goroutines ([Host.Go]) and periodic jobs
+	// ([Host.Every]) of the plugin's current run, or of its last run once
+	// it stopped, in the order they were started.
+	Workers []WorkerStatus `json:"workers,omitempty"`
 	// Sandbox says how the database sandbox confines the plugin's
 	// statements: "sqlite authorizer", "postgres role <role>" (with
 	// "(own login)" under Config.PluginDB), or "off: …" naming the Config
@@ -425,12 +429,14 @@ func (m *Manager) stop(ctx context.Context, reason string) error {
 }
 
 // shutdownPlugins runs the Shutdown hooks of the initialized plugins among
-// ps in reverse order and joins their errors.
+// ps in reverse order, each once the plugin's goroutines and jobs returned
+// (see awaitWorkers), and joins their errors.
 func (m *Manager) shutdownPlugins(ctx context.Context, ps []*plugin) error {
 	var errs []error
 	var grace <-chan time.Time // after the deadline: one shared grace period
 	for i := len(ps) - 1; i >= 0; i-- {
 		p := ps[i]
+		m.awaitWorkers(ctx, p, &grace)
 		owed := m.plugins.takeInitialized(p)
 		sd, ok := p.plugin.(Shutdowner)
 		if !owed || !ok {

@@ -196,6 +196,7 @@ type Host struct {
 	m        *Manager
 	run      uint64     // the run of the plugin this Host was made for
 	perms    *hostPerms // Require's state
+	work     *runWork   // the run's goroutines and jobs: Go, Every
 }
 
 // ID returns the plugin's id.

@@ -159,6 +159,11 @@ func (t *pluginTable) setLocked(p *plugin, to State, phase string, why error) {
 	t.gen++
 	t.dirty = true
 	p.state, p.reason, p.since, p.gen, p.disabledBy = to, reason, time.Now(), t.gen, ""
+	if from == StateStarting || from == StateRunning {
+		if !p.alive() && p.host != nil {
+			p.host.work.end() // the run's goroutines and jobs stop at once
+		}
+	}
 	p.err = nil
 	if to == StateFailed || to == StateDisabled && errors.Is(why, ErrDependency) {
 		p.err = why
@@ -538,6 +543,9 @@ func (t *pluginTable) statuses(missing func(owner string) []string, dropped func
 		}
 		if p.state == StateRunning {
 			st.Routes = slices.Clone(p.routes)
+		}
+		if p.host != nil {
+			st.Workers = p.host.work.statuses()
 		}
 		out = append(out, st)
 	}

@@ -348,7 +348,7 @@ var replicaLedger = []string{
 	"core/0001_boots", "core/0002_once", "core/0003_gate", "core/0004_index",
 	"delta/manifest-version", "delta/table:events",
 	"gamma/0001_log", "gamma/0002_row", "gamma/manifest-version",
-	"pluginhost/0001_init",
+	"pluginhost/0001_init", "pluginhost/0002_jobs",
 }
 
 func TestReplicasBootTogether(t *testing.T) {

@@ -137,7 +137,7 @@ func (m *Manager) prepare(p *plugin) (*Host, []string, error) {
 	warnings = append(warnings, permWarnings...)
 	warnings = append(warnings, capabilityWarnings(p.plugin)...)
 	h := &Host{
-		id: p.id, manifest: p.manifest, logger: p.logger, settings: m.settings, config: cfg, m: m, perms: &hostPerms{},
+		id: p.id, manifest: p.manifest, logger: p.logger, settings: m.settings, config: cfg, m: m, perms: &hostPerms{}, work: &runWork{},
 		db: newPluginDB(m, p.id),
 	}
 	return h, warnings, nil

@@ -4,13 +4,16 @@
 // manifest declares that it reads the notes table and one of notes'
 // settings ([[reads]]): /api/plugin/audit/summary counts notes and events
 // through that grant, which is read-only — a write to notes' table is
-// refused by the database.
+// refused by the database. A job that runs once per period across every
+// replica (pluginhost.OncePerFleet), every config value prune_interval,
+// deletes the events older than the setting audit.retention_days.
 package audit
 
 import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -66,10 +69,21 @@ func (p *Plugin) Tables() []pluginhost.Table {
 	}}
 }
 
-// Init subscribes to the notes plugin's NoteCreated events. The
-// subscription ends by itself when audit stops.
+// PruneJob is the name of the job that prunes old events.
+const PruneJob = "prune"
+
+// Init subscribes to the notes plugin's NoteCreated events and starts the
+// prune job. The subscription and the job end by themselves when audit
+// stops.
 func (p *Plugin) Init(ctx context.Context, h *pluginhost.Host) error {
 	db := h.DB()
+	interval, err := time.ParseDuration(h.Config().String("prune_interval"))
+	if err != nil {
+		return fmt.Errorf("config prune_interval: %w", err)
+	}
+	if err := h.Every(PruneJob, interval, pluginhost.OncePerFleet, func(ctx context.Context) error { return prune(ctx, h) }); err != nil {
+		return err
+	}
 	pluginhost.Subscribe(h, func(ctx context.Context, e notes.NoteCreated) error {
 		detail, err := json.Marshal(map[string]any{"title": e.Note.Title})
 		if err != nil {
@@ -79,6 +93,24 @@ func (p *Plugin) Init(ctx context.Context, h *pluginhost.Host) error {
 			"note.created", "note/"+strconv.FormatInt(e.Note.ID, 10), string(detail))
 		return err
 	})
+	return nil
+}
+
+// prune deletes the events older than audit.retention_days; 0 keeps them.
+func prune(ctx context.Context, h *pluginhost.Host) error {
+	days, err := h.Settings().Number("audit.retention_days")
+	if err != nil || days <= 0 {
+		return err
+	}
+	cutoff := time.Now().Add(-time.Duration(days * float64(24*time.Hour))).UTC()
+	db := h.DB()
+	res, err := db.ExecContext(ctx, `DELETE FROM `+db.Table("events")+` WHERE created_at < ?`, cutoff)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		h.Logger().Info("pruned old audit events", "events", n, "older_than", cutoff)
+	}
 	return nil
 }
 

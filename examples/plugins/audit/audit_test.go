@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -105,6 +106,61 @@ func TestAuditWebhookSecretIsSealed(t *testing.T) {
 		require.Equal(t, "hunter2", got)
 		require.Empty(t, inst.Manager.Status()[0].MissingSettings)
 	})
+}
+
+// The prune job, once per period across the fleet, deletes the events
+// older than audit.retention_days and keeps the others.
+func TestAuditPrunesOldEvents(t *testing.T) {
+	t.Parallel()
+	pluginhosttest.EachDatabase(t, func(t *testing.T, opts pluginhosttest.Options) {
+		t.Parallel()
+		opts.Config.PluginConfig = map[string]map[string]any{"audit": {"prune_interval": "50ms"}}
+		inst := pluginhosttest.Start(t, opts, notes.New(), audit.New())
+		require.NoError(t, inst.Manager.Settings().Set(t.Context(), "audit.retention_days", 30))
+
+		db := inst.Host(t, "audit").DB()
+		insert := `INSERT INTO ` + db.Table("events") + ` (kind, subject, created_at) VALUES (?, ?, ?)`
+		_, err := db.ExecContext(t.Context(), insert, "old", "note/1", time.Now().AddDate(0, 0, -31).UTC())
+		require.NoError(t, err)
+		_, err = db.ExecContext(t.Context(), insert, "recent", "note/2", time.Now().AddDate(0, 0, -29).UTC())
+		require.NoError(t, err)
+		inst.Do(t, "POST", "/api/plugin/notes/notes", map[string]string{"title": "now"})
+
+		// Two runs that begin after the inserts: the second began after the
+		// first finished.
+		runs := prune(t, inst).Runs
+		require.Eventually(t, func() bool { w := prune(t, inst); return w.Runs >= runs+2 }, 30*time.Second, 5*time.Millisecond)
+		w := prune(t, inst)
+		require.Equal(t, pluginhost.OncePerFleet, w.Scope)
+		require.Equal(t, 50*time.Millisecond, w.Interval)
+		require.Zero(t, w.Failures, w.LastError)
+
+		var events []audit.Event
+		inst.Do(t, "GET", "/api/plugin/audit/events", nil).JSON(t, &events)
+		var kinds []string
+		for _, e := range events {
+			kinds = append(kinds, e.Kind)
+		}
+		require.ElementsMatch(t, []string{"recent", "note.created"}, kinds, "the 31-day-old event is pruned")
+
+		var claimed int
+		require.NoError(t, inst.DB.QueryRow(`SELECT count(*) FROM pluginhost_jobs WHERE plugin = 'audit' AND job = '`+audit.PruneJob+`'`).Scan(&claimed))
+		require.Equal(t, 1, claimed, "the fleet-once job claims its periods in the library's table")
+	})
+}
+
+// prune returns the status of audit's prune job.
+func prune(t *testing.T, inst *pluginhosttest.Instance) pluginhost.WorkerStatus {
+	t.Helper()
+	for _, st := range inst.Manager.Status() {
+		for _, w := range st.Workers {
+			if st.ID == "audit" && w.Name == audit.PruneJob {
+				return w
+			}
+		}
+	}
+	t.Fatal("audit has no prune job")
+	return pluginhost.WorkerStatus{}
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
