@@ -193,6 +193,9 @@ func (m *Manager) purgeTx(ctx context.Context, sess *schemaSession, id string, r
 	if _, err := tx.ExecContext(ctx, `DELETE FROM `+migrate.LedgerTable+` WHERE line = ?`, id); err != nil {
 		return fail(fmt.Errorf("delete its ledger rows: %w", err))
 	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+jobsTable+` WHERE plugin = ?`, id); err != nil {
+		return fail(fmt.Errorf("delete its jobs' rows: %w", err))
+	}
 	if err := dropRelations(ctx, tx, sess.dialect, done.relations); err != nil {
 		return fail(err)
 	}

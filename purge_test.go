@@ -237,8 +237,13 @@ func TestPurgeRemovesEverythingOfARemovedPlugin(t *testing.T) {
 		require.Equal(t, 2, settings)
 		require.Positive(t, ledger)
 		require.Equal(t, 1, overrides)
+		// A OncePerFleet job's claim, as a run of it would leave.
+		_, err := e.db.ExecContext(ctx, `INSERT INTO pluginhost_jobs (plugin, job, period) VALUES ('jot-pad', 'prune', 7), ('other', 'prune', 7)`)
+		require.NoError(t, err)
 
 		require.NoError(t, m.Purge(ctx, "jot-pad"))
+		require.Zero(t, dbCount(t, e, `SELECT count(*) FROM pluginhost_jobs WHERE plugin = 'jot-pad'`), "its jobs' claims are gone")
+		require.Equal(t, 1, dbCount(t, e, `SELECT count(*) FROM pluginhost_jobs`), "another plugin's stay")
 		rels, settings, ledger, overrides = jotLeft(t, e)
 		require.Empty(t, rels, "tables, indexes and sequences are gone")
 		require.Zero(t, settings)
