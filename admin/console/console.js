@@ -388,7 +388,7 @@
     if ((data.ungrouped || []).length) {
       sections.push(el("fieldset", {}, el("legend", {}, "Other settings"), data.ungrouped.map(settingForm)));
     }
-    render(heading("Settings"), sections.length ? sections : el("p", { class: "muted" }, "No settings are defined."));
+    render(heading("Settings"), ...(sections.length ? sections : [el("p", { class: "muted" }, "No settings are defined.")]));
   };
 
   views.routes = async function () {
