@@ -306,7 +306,7 @@
     const name = st.name || st.id;
     const ok = await confirmAction(
       (running ? "Disable " : "Enable ") + name + "?",
-      running ? "Its routes answer 503 and its pages leave the console until it is enabled again. The choice is kept across restarts."
+      running ? "Its routes answer 503 and its pages leave the console until it is enabled again; plugins that depend on it stop too. The choice is kept across restarts."
         : "It runs its phases now and serves its routes. The choice is kept across restarts.",
       running ? "Disable" : "Enable");
     if (!ok) { const b = $("#toggle-" + CSS.escape(st.id)); if (b) b.focus(); return; }

@@ -311,6 +311,7 @@ func TestConsoleInChromium(t *testing.T) {
 	do("the events page", chromedp.Click(chromedp.CSS(`.side a[href="#events"]`)))
 	until("disabled and enabled events", `(() => { const t = document.getElementById("view").textContent;
 		return t.includes("plugin disabled") && t.includes("plugin enabled") && t.includes("setting changed"); })()`)
+	shot("console-events.png")
 
 	// The page raised no exception and the browser refused nothing under
 	// the Content-Security-Policy. (Failed requests, such as the 401 of the
