@@ -95,6 +95,9 @@ func (m *Manager) init(ctx context.Context, p *plugin) error {
 // overran its timeout installs nothing.
 func (m *Manager) routes(ctx context.Context, p *plugin) error {
 	rr, _ := p.plugin.(RouteRegistrar)
+	if ca, ok := p.plugin.(ConsoleAssets); ok {
+		rr = consoleRegistrar{rr, ca}
+	}
 	gen, h := m.plugins.generation(p), m.plugins.hostOf(p)
 	return m.callHook(ctx, p, PhaseRoutes, func(context.Context) error {
 		mux, routes, err := buildRoutes(p.id, rr, h, m.cfg.Middleware)

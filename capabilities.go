@@ -21,6 +21,7 @@ var capabilities = []reflect.Type{
 	reflect.TypeFor[RouteRegistrar](),
 	reflect.TypeFor[Shutdowner](),
 	reflect.TypeFor[HealthChecker](),
+	reflect.TypeFor[ConsoleAssets](),
 }
 
 // capabilityWarnings returns a warning for each method of p named like a

@@ -170,6 +170,8 @@ type eventBus struct {
 	drops   map[string]*atomic.Int64 // per plugin: events its async subscriptions dropped
 	alive   map[*worker]struct{}     // worker goroutines that have not returned
 	workers sync.WaitGroup           // every worker goroutine ever started
+
+	log eventLog // the last built-in events, for Manager.RecentEvents
 }
 
 // subscription is one call of Subscribe.
@@ -419,6 +421,9 @@ func (b *eventBus) dropPlugin(id string) {
 // emit publishes a built-in event from the host. e is one of the event
 // types of this file, as a value.
 func (b *eventBus) emit(ctx context.Context, e any) {
+	if le, ok := lifecycleEvent(e); ok {
+		b.log.record(le)
+	}
 	switch e := e.(type) {
 	case PluginStarted:
 		publish(ctx, b, e)

@@ -106,6 +106,9 @@ type Manifest struct {
 	// global settings.
 	SettingGroups []SettingGroup
 	Settings      []Setting
+	// Nav lists the console pages the plugin adds to the navigation of
+	// the host's web console ([[nav]]), in the order of the manifest.
+	Nav []NavEntry
 	// Warnings lists what was ignored, such as unknown keys, with their
 	// lines.
 	Warnings []string
@@ -139,6 +142,29 @@ type ReadGrant struct {
 	Plugin   string   `json:"plugin"`
 	Tables   []string `json:"tables,omitempty"`
 	Settings []string `json:"settings,omitempty"`
+}
+
+// NavEntry is one [[nav]] entry: a page of the plugin that the host's web
+// console lists in its navigation while the plugin runs.
+//
+// In plugin.toml:
+//
+//	[[nav]]
+//	label = "Notes"
+//	path = "index.html"
+//	icon = "notes.svg"
+//
+// Label is what the navigation shows: not blank, at most 64 bytes. Path
+// names a file of the plugin's [ConsoleAssets], served at
+// /api/plugin/<id>/_console/<path>: a relative path ("index.html",
+// "pages/list.html") whose segments are letters, digits, ".", "_", "~" and
+// "-", none starting with ".", at most 256 bytes; each path is listed once.
+// Icon, optional, is an image of the same assets under the same rules,
+// ending in .svg, .png, .gif, .webp or .ico.
+type NavEntry struct {
+	Label string `json:"label"`
+	Path  string `json:"path"`
+	Icon  string `json:"icon,omitempty"`
 }
 
 // readsOf returns the manifest's grant on plugin, or nil when it has none.

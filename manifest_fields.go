@@ -17,6 +17,8 @@ import (
 const (
 	maxConfigKeyLen  = 64
 	maxSettingKeyLen = 128
+	maxNavLabelLen   = 64
+	maxNavPathLen    = 256
 )
 
 var (
@@ -24,21 +26,26 @@ var (
 	groupIDRE    = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
 	settingKeyRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$`)
 	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// navPathRE is a relative path of slash-separated segments, none
+	// starting with "." (so neither "." nor ".." nor a hidden file).
+	navPathRE = regexp.MustCompile(`^[A-Za-z0-9_~-][A-Za-z0-9._~-]*(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*$`)
+	navIconRE = regexp.MustCompile(`\.(svg|png|gif|webp|ico)$`)
 )
 
 // manifestFields lists the fields the parser reads in each table of
 // plugin.toml, by the table's place: "" for the top level, then
-// [[reads]], [config.<key>], [[setting_groups]] and [[settings]]. Other
+// [[reads]], [config.<key>], [[setting_groups]], [[settings]] and [[nav]]. Other
 // keys are warned of as unknown ([dependencies] maps plugin ids, and
 // [config] config keys). schema/plugin.schema.json describes each field; a
 // test keeps the two in step.
 var manifestFields = map[string][]string{
 	"": {"id", "name", "version", "description", "author", "host",
-		"dependencies", "permissions", "reads", "config", "setting_groups", "settings"},
+		"dependencies", "permissions", "reads", "config", "setting_groups", "settings", "nav"},
 	"reads[]":          {"plugin", "tables", "settings"},
 	"config.<key>":     {"type", "description", "required", "secret", "default", "env"},
 	"setting_groups[]": {"id", "name", "description", "icon", "sort_order"},
 	"settings[]":       {"key", "type", "default", "description", "group", "encrypted", "required"},
+	"nav[]":            {"label", "path", "icon"},
 }
 
 // parse reads the top-level table of plugin.toml into p.m.
@@ -56,6 +63,7 @@ func (p *manifestParser) parse(top tomlTable) {
 	p.config(top)
 	p.settingGroups(top)
 	p.settings(top)
+	p.nav(top)
 }
 
 // id reads the required id, which later errors name as their plugin.
@@ -412,6 +420,60 @@ func (p *manifestParser) settings(top tomlTable) {
 		}
 		p.m.Settings = append(p.m.Settings, s)
 	}
+}
+
+// nav reads the [[nav]] tables: the console pages of the plugin, each a
+// file of its ConsoleAssets, once.
+func (p *manifestParser) nav(top tomlTable) {
+	seen := map[string]string{} // path → field of the entry naming it first
+	for _, t := range top.tables("nav") {
+		t.warnUnknown(manifestFields["nav[]"]...)
+		var e NavEntry
+		if t.require("label", `label = "My Page"`) {
+			if label, ok := t.str("label"); ok {
+				e.Label = label
+				switch {
+				case strings.TrimSpace(label) == "":
+					p.fail(t.field("label"), errors.New("must not be empty: the label is what the console's navigation shows"))
+				case len(label) > maxNavLabelLen:
+					p.fail(t.field("label"), fmt.Errorf("label is %d bytes long; the limit is %d", len(label), maxNavLabelLen))
+				}
+			}
+		}
+		if t.require("path", `path = "index.html"`) {
+			if path, ok := t.str("path"); ok {
+				e.Path = path
+				switch first, dup := seen[path]; {
+				case p.navPath(t.field("path"), path):
+				case dup:
+					p.fail(t.field("path"), fmt.Errorf("duplicate nav path %q: already listed at %s%s; list each page once", path, first, p.at(first)))
+				default:
+					seen[path] = t.field("path")
+				}
+			}
+		}
+		if icon, ok := t.str("icon"); ok {
+			e.Icon = icon
+			if !p.navPath(t.field("icon"), icon) && !navIconRE.MatchString(icon) {
+				p.fail(t.field("icon"), fmt.Errorf("icon %q must be an image file of the plugin's console assets ending in .svg, .png, .gif, .webp or .ico", icon))
+			}
+		}
+		p.m.Nav = append(p.m.Nav, e)
+	}
+}
+
+// navPath reports a path of a [[nav]] entry that is not a relative path
+// of the plugin's console assets, and returns true when it did.
+func (p *manifestParser) navPath(field, path string) bool {
+	switch {
+	case len(path) > maxNavPathLen:
+		p.fail(field, fmt.Errorf("path is %d bytes long; the limit is %d", len(path), maxNavPathLen))
+	case !navPathRE.MatchString(path):
+		p.fail(field, fmt.Errorf("%q is not a path of the plugin's console assets: write a relative path such as \"index.html\" or \"pages/list.html\", of letters, digits, \".\", \"_\", \"~\" and \"-\" in segments separated by \"/\", none starting with \".\", without a leading \"/\", a query or a URL", path))
+	default:
+		return false
+	}
+	return true
 }
 
 // parseVersion parses a version in the full MAJOR.MINOR.PATCH form of

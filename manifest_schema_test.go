@@ -36,6 +36,7 @@ var schemaCannotExpress = map[string]string{
 	"reads-duplicate-plugin.toml":          "uniqueness of one property across the items of an array (uniqueItems compares whole items)",
 	"group-duplicate-id.toml":              "uniqueness of one property across the items of an array",
 	"setting-duplicate-key.toml":           "uniqueness of one property across the items of an array",
+	"nav-duplicate-path.toml":              "uniqueness of one property across the items of an array",
 	"description-datetime.toml":            "TOML datetimes have no JSON type: in the JSON model that editors validate they are RFC 3339 strings",
 	"group-sort-order-whole-float.toml":    "JSON Schema's integer is any number without a fractional part, 2.0 too; TOML tells the float 2.0 from the integer 2",
 }
@@ -191,6 +192,7 @@ var schemaPlaces = map[string][]string{
 	"config.<key>":     {"properties", "config", "additionalProperties", "properties"},
 	"setting_groups[]": {"properties", "setting_groups", "items", "properties"},
 	"settings[]":       {"properties", "settings", "items", "properties"},
+	"nav[]":            {"properties", "nav", "items", "properties"},
 }
 
 // Every field the parser knows, in every table, is in the schema, with a

@@ -16,9 +16,8 @@ import (
 //
 // Everything else a plugin can do is an optional interface found by type
 // assertion: [TableProvider], [Migrator], [Installer], [Upgrader],
-// [SeedOncer], [Seeder], [Initializer], [RouteRegistrar], [Shutdowner] and
-// [HealthChecker]. A
-// method named like one of theirs whose signature differs is never called;
+// [SeedOncer], [Seeder], [Initializer], [RouteRegistrar], [Shutdowner],
+// [HealthChecker] and [ConsoleAssets]. A method named like one of theirs whose signature differs is never called;
 // it is reported as a warning on the plugin's status, naming the signature
 // wanted. Manifest is called once, when the plugin is registered; it must
 // return the same bytes every time.
@@ -180,6 +179,29 @@ type Shutdowner interface {
 // breaker, like a panic in a handler.
 type HealthChecker interface {
 	CheckHealth(ctx context.Context) error
+}
+
+// ConsoleAssets is implemented by plugins that contribute pages to the
+// host's web console (the admin package's Console): ConsoleAssets returns
+// a file system of static files (HTML, CSS, JavaScript, images), usually
+// embedded with go:embed and narrowed with fs.Sub. The Manager serves them
+// under the plugin's own namespace, at /api/plugin/<id>/_console/<file>
+// (see [ConsolePath]), through the plugin's mount: like its other routes,
+// they answer 503 while the plugin is disabled or failed, and pass through
+// Config.Middleware. A directory serves its index.html; there are no
+// directory listings. Each response carries a Content-Security-Policy that
+// allows only the host's own origin (default-src 'self'), so a page loads
+// its scripts and styles from its own files, not inline.
+//
+// The manifest's [[nav]] entries ([NavEntry]) name the pages the console
+// lists in its navigation while the plugin runs.
+//
+// ConsoleAssets is called once per run, in the routes phase, bounded by
+// Config.HookTimeout like RegisterRoutes; a nil file system serves
+// nothing. The plugin must not also register routes under /_console/: the
+// duplicate fails the plugin.
+type ConsoleAssets interface {
+	ConsoleAssets() fs.FS
 }
 
 // Host is one plugin's handle on the host: its id and manifest, its database

@@ -39,6 +39,13 @@
 //	GET  /settings/{key}        one setting; 404 for an unknown key
 //	PUT  /settings/{key}        body {"value": ...}; 200 with the setting
 //	GET  /routes                {"routes": [...]}, every mounted plugin route
+//	GET  /plan                  what Start would do now (see plan.go)
+//	GET  /health                Manager.Health: the database and the plugins' checks
+//	GET  /events                {"events": [...]}, the recent lifecycle events; ?after=seq
+//	GET  /nav                   {"nav": [...]}, the console pages of the running plugins
+//
+// [Console] serves the web console, a browser page that operates the
+// Manager through these routes.
 //
 // A plugin's status is [pluginhost.PluginStatus]: state, reason, version,
 // warnings, missing required settings, the permissions it declares (with
@@ -144,6 +151,9 @@ func New(cfg Config) (http.Handler, error) {
 	r.Put("/settings/{key}", a.putSetting)
 	r.Get("/routes", a.listRoutes)
 	r.Get("/plan", a.plan)
+	r.Get("/health", a.health)
+	r.Get("/events", a.events)
+	r.Get("/nav", a.nav)
 	return r, nil
 }
 

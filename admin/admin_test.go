@@ -188,6 +188,9 @@ func TestAuthorizeWrapsEveryRoute(t *testing.T) {
 		{"GET", "/settings/app.api_key", ""},
 		{"PUT", "/settings/app.name", `{"value":"x"}`},
 		{"GET", "/routes", ""},
+		{"GET", "/health", ""},
+		{"GET", "/events", ""},
+		{"GET", "/nav", ""},
 		{"GET", "/no/such/path", ""},
 		{"DELETE", "/plugins", ""},
 	}

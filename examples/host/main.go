@@ -56,7 +56,8 @@
 //
 // The admin API at /api/admin takes the bearer token in
 // PLUGINHOST_ADMIN_TOKEN; when that is unset, the host makes one and prints
-// it at start.
+// it at start. The web console is at /admin/: open
+// http://localhost:8080/admin/ and paste the token.
 //
 // Encrypted settings are sealed with the key in PLUGINHOST_SECRET_KEY (64
 // hex digits), or on SQLite with a key kept in the file DB.key beside the
@@ -260,7 +261,18 @@ func newApp(ctx context.Context, opts options, reg *pluginhost.Registry, logger 
 		return nil, err
 	}
 
+	console, err := admin.Console(admin.ConsoleConfig{API: "/api/admin"})
+	if err != nil {
+		_ = m.Shutdown(context.Background())
+		db.Close()
+		return nil, err
+	}
+
 	r := chi.NewRouter()
+	// The web console: a page that holds no data and operates the admin
+	// API with the token the operator types.
+	r.Get("/admin", http.RedirectHandler("/admin/", http.StatusMovedPermanently).ServeHTTP)
+	r.Handle("/admin/*", http.StripPrefix("/admin", console))
 	r.Get("/api/health", func(w http.ResponseWriter, r *http.Request) {
 		name, _ := m.Settings().String("app.name")
 		plugins := map[string]string{}

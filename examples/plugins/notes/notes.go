@@ -2,15 +2,17 @@
 // own and served at /api/plugin/notes/notes. It publishes a [NoteCreated]
 // event for each new note, which the audit example plugin records, and
 // reports its note count in the example host's /api/health through the
-// host's extension point.
+// host's extension point. It adds a page to the host's web console
+// ([pluginhost.ConsoleAssets] and [[nav]] in plugin.toml).
 package notes
 
 import (
 	"context"
 	"database/sql"
-	_ "embed"
+	"embed"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"net/http"
 	"strconv"
 	"time"
@@ -23,6 +25,11 @@ import (
 
 //go:embed plugin.toml
 var manifest []byte
+
+// console holds the plugin's page of the host's web console.
+//
+//go:embed console
+var console embed.FS
 
 func init() { pluginhost.Register(New()) }
 
@@ -48,6 +55,7 @@ var (
 	_ pluginhost.SeedOncer      = (*Plugin)(nil)
 	_ pluginhost.Initializer    = (*Plugin)(nil)
 	_ pluginhost.RouteRegistrar = (*Plugin)(nil)
+	_ pluginhost.ConsoleAssets  = (*Plugin)(nil)
 )
 
 // New returns a notes plugin, for a registry of your own (tests); importing
@@ -96,6 +104,13 @@ func (r reporter) Status(ctx context.Context) (any, error) {
 	var n int
 	err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM `+r.db.Table("notes")).Scan(&n)
 	return map[string]int{"notes": n}, err
+}
+
+// ConsoleAssets returns the plugin's console page, which its manifest's
+// [[nav]] lists: served at /api/plugin/notes/_console/index.html.
+func (p *Plugin) ConsoleAssets() fs.FS {
+	sub, _ := fs.Sub(console, "console")
+	return sub
 }
 
 // RegisterRoutes serves the notes API.
