@@ -122,6 +122,7 @@ type Manager struct {
 	plugins    pluginTable // the plugin records and their states
 	ctl        *controller // runtime changes, one at a time
 	sandbox    sandboxState
+	metrics    metricsRegistry // per plugin id, for the Manager's life
 
 	life    sync.Mutex // serializes Start and Shutdown; guards the fields below
 	started bool
