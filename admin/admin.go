@@ -30,19 +30,26 @@
 // below.
 //
 //	GET  /plugins               {"plugins": [status, ...]}, sorted by id
-//	GET  /plugins/{id}          the plugin's status; 404 for an unknown id
+//	GET  /plugins/{id}          the plugin's status, with its metrics in "metrics"; 404 for an unknown id
 //	POST /plugins/{id}/enable   start it now; 200 with its new status
 //	POST /plugins/{id}/disable  stop it now; 200 with its new status
 //	GET  /settings              {"groups": [...], "ungrouped": [...]}
 //	GET  /settings/{key}        one setting; 404 for an unknown key
 //	PUT  /settings/{key}        body {"value": ...}; 200 with the setting
 //	GET  /routes                {"routes": [...]}, every mounted plugin route
+//	GET  /metrics               {"plugins": [metrics, ...]}, every plugin's metrics, sorted by id
 //
 // A plugin's status is [pluginhost.PluginStatus]: state, reason, version,
 // warnings, missing required settings, the permissions it declares (with
 // the descriptions of the host's catalog), the read grants it declares on
 // its dependencies' tables and settings ([[reads]]), routes and phase
 // timings.
+//
+// A plugin's metrics are [pluginhost.PluginMetrics], as
+// [pluginhost.Manager.Metrics] reports them: requests, responses by status
+// class and latency histograms for the plugin and each route pattern,
+// in-flight requests, panics, breaker trips, hook durations, events and
+// extension calls, counted since the Manager was created.
 //
 // Enable and disable persist the operator's choice (see
 // [pluginhost.Manager.Enable] and [pluginhost.Manager.Disable]). They answer
@@ -131,6 +138,7 @@ func New(cfg Config) (http.Handler, error) {
 	r.Put("/settings/{key}", a.putSetting)
 	r.Get("/routes", a.listRoutes)
 	r.Get("/plan", a.plan)
+	r.Get("/metrics", a.metrics)
 	return r, nil
 }
 
@@ -150,7 +158,7 @@ func (a *api) getPlugin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no plugin %q", id))
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, a.withMetrics(st))
 }
 
 func (a *api) enable(w http.ResponseWriter, r *http.Request) {
