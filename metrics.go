@@ -426,6 +426,15 @@ func (pm *pluginMetrics) hookDone(where string, start time.Time, err *error) {
 	hs.duration.observe(d)
 }
 
+// monoEpoch anchors the clock readings of the request path: time.Since of
+// a Time that has a monotonic reading reads the monotonic clock only, where
+// time.Now reads the wall clock too.
+var monoEpoch = time.Now()
+
+// monotonic returns the time elapsed since monoEpoch, by the monotonic
+// clock.
+func monotonic() time.Duration { return time.Since(monoEpoch) }
+
 // observe records a request the plugin's router served, with chi's routing
 // context after routing: its pattern picks the route's counters. It takes
 // no lock, and allocates only for a route of a sub-router (chi joins the

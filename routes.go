@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -216,9 +215,9 @@ func (m *Manager) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	rctx.Routes = mnt.mux
 	rctx.RoutePath = "/" + sub
 	rc := &requestContext{Context: r.Context(), rctx: rctx, mnt: mnt, w: responseWriter{w: w}}
-	start := time.Now()
+	start := monotonic()
 	mnt.mux.ServeHTTP(&rc.w, r.WithContext(rc))
-	mnt.observe(rctx, rc.w.status, time.Since(start))
+	mnt.observe(rctx, rc.w.status, monotonic()-start)
 	routeCtxPool.Put(rctx)
 }
 
