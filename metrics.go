@@ -151,7 +151,7 @@ type RouteMetrics struct {
 }
 
 // HookMetrics are the counters of one lifecycle hook of a plugin, across
-// its runs.
+// its runs. The declarations [Manager.Plan] calls count too.
 type HookMetrics struct {
 	// Hook names it as PluginStatus.Timings and errors do: "seed", "init",
 	// "routes", "shutdown", "install", "upgrade", "seed once", "declare

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,6 +90,9 @@ func TestMetricsCountResponsesByStatusClassAndRoute(t *testing.T) {
 		})
 		r.Get("/body", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("hi")) })
 		r.Post("/nothing", func(http.ResponseWriter, *http.Request) {})
+		r.Get("/copy", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.(io.ReaderFrom).ReadFrom(strings.NewReader("copied"))
+		})
 		r.Route("/sub", func(r chi.Router) {
 			r.Get("/{x}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusAccepted) })
 		})
@@ -100,6 +105,7 @@ func TestMetricsCountResponsesByStatusClassAndRoute(t *testing.T) {
 	serve(t, h, "GET", "/api/plugin/web/hints", "") // the recorder keeps the 103 as its Code
 	require.Equal(t, http.StatusOK, serve(t, h, "GET", "/api/plugin/web/body", "").Code)
 	require.Equal(t, http.StatusOK, serve(t, h, "POST", "/api/plugin/web/nothing", "").Code)
+	require.Equal(t, "copied", serve(t, h, "GET", "/api/plugin/web/copy", "").Body.String())
 	require.Equal(t, http.StatusAccepted, serve(t, h, "GET", "/api/plugin/web/sub/1", "").Code)
 	require.Equal(t, http.StatusAccepted, serve(t, h, "GET", "/api/plugin/web/sub/2", "").Code)
 	require.Equal(t, http.StatusNotFound, serve(t, h, "GET", "/api/plugin/web/missing", "").Code)
@@ -120,12 +126,13 @@ func TestMetricsCountResponsesByStatusClassAndRoute(t *testing.T) {
 	sub := routeOf(t, pm, "/sub/{x}")
 	require.Equal(t, uint64(2), sub.Requests)
 	require.Equal(t, pluginhost.StatusClasses{Success: 2}, sub.Responses)
+	require.Equal(t, pluginhost.StatusClasses{Success: 1}, routeOf(t, pm, "/copy").Responses)
 	require.Equal(t, pluginhost.StatusClasses{ClientError: 2}, pm.Unmatched.Responses)
 
-	require.Equal(t, uint64(17), pm.Requests)
-	require.Equal(t, pluginhost.StatusClasses{Success: 7, Redirection: 2, ClientError: 5, ServerError: 3}, pm.Responses)
-	require.Equal(t, uint64(17), pm.Latency.Count)
-	require.Equal(t, uint64(17), sum(pm.Latency.Counts))
+	require.Equal(t, uint64(18), pm.Requests)
+	require.Equal(t, pluginhost.StatusClasses{Success: 8, Redirection: 2, ClientError: 5, ServerError: 3}, pm.Responses)
+	require.Equal(t, uint64(18), pm.Latency.Count)
+	require.Equal(t, uint64(18), sum(pm.Latency.Counts))
 	require.Equal(t, pluginhost.LatencyBuckets(), pm.Latency.Bounds)
 	require.Len(t, pm.Latency.Counts, len(pm.Latency.Bounds)+1)
 	require.Zero(t, pm.InFlight)
