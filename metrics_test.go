@@ -603,3 +603,56 @@ func TestMetricsAddNoAllocation(t *testing.T) {
 	}
 	require.Equal(t, uint64(1001), routeOf(t, metricsOf(t, m, "bench"), "/items/{id}").Requests) // AllocsPerRun warms up once
 }
+
+// A request beyond Config.MaxInFlight counts as rejected, not as a request
+// of the plugin; a hook that overruns Config.HookTimeout counts as an error
+// of its hook, with the time waited; an event handler that overruns it
+// counts as an overrun of its plugin and a failed delivery.
+func TestMetricsCountRejectionsAndOverruns(t *testing.T) {
+	t.Parallel()
+	entered, release, releaseInit := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(releaseInit) })
+	held := &fake{manifest: manifest("held", "1.0.0"), routes: func(r chi.Router, _ *pluginhost.Host) {
+		r.Get("/wait", func(http.ResponseWriter, *http.Request) {
+			entered <- struct{}{}
+			<-release
+		})
+	}, init: func(_ context.Context, h *pluginhost.Host) error {
+		pluginhost.Subscribe(h, func(context.Context, metricsEvent) error {
+			<-releaseInit // past HookTimeout: abandoned
+			return nil
+		})
+		return nil
+	}}
+	slow := &fake{manifest: manifest("slow", "1.0.0"), init: func(ctx context.Context, _ *pluginhost.Host) error {
+		<-releaseInit // past HookTimeout: abandoned
+		return nil
+	}}
+	m := startSQLite(t, func(cfg *pluginhost.Config) {
+		cfg.MaxInFlight = 1
+		cfg.HookTimeout = 100 * time.Millisecond
+	}, held, slow)
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock) // before Shutdown, which waits for the request
+	done := make(chan int, 1)
+	go func() { done <- serve(t, m.Handler(), "GET", "/api/plugin/held/wait", "").Code }()
+	<-entered
+	require.Equal(t, http.StatusServiceUnavailable, serve(t, m.Handler(), "GET", "/api/plugin/held/wait", "").Code)
+	pm := metricsOf(t, m, "held")
+	require.Equal(t, uint64(1), pm.Rejected)
+	require.Equal(t, int64(1), pm.InFlight)
+	require.Zero(t, pm.Requests) // the one in flight has not finished
+
+	pluginhost.Publish(context.Background(), m, metricsEvent{1}) // returns once the handler is abandoned
+	pm = metricsOf(t, m, "held")
+	require.Equal(t, uint64(1), pm.Overruns)
+	require.Equal(t, pluginhost.EventMetrics{Delivered: 1, Failed: 1}, pm.Events)
+
+	init := hookOf(t, metricsOf(t, m, "slow"), "init")
+	require.Equal(t, uint64(1), init.Errors)
+	require.GreaterOrEqual(t, init.Duration.Sum, (100 * time.Millisecond).Seconds())
+
+	unblock()
+	require.Equal(t, http.StatusOK, <-done)
+	require.Equal(t, uint64(1), metricsOf(t, m, "held").Requests)
+}
