@@ -210,8 +210,10 @@ type PluginMetrics struct {
 	// Panics counts the panics recovered in the plugin's code: handlers,
 	// hooks, event handlers, extension calls, health checks.
 	Panics uint64 `json:"panics"`
-	// Overruns counts the calls into the plugin's code that were abandoned
-	// (past their bound, or runtime.Goexit).
+	// Overruns counts the calls into the plugin's code that were abandoned:
+	// event handlers and extension calls past Config.HookTimeout, and code
+	// that called runtime.Goexit. A lifecycle hook past Config.HookTimeout
+	// fails the plugin instead, and counts in its HookMetrics.Errors.
 	Overruns uint64 `json:"overruns"`
 	// BreakerTrips counts the times its circuit breaker tripped.
 	BreakerTrips uint64 `json:"breaker_trips"`
