@@ -85,10 +85,13 @@ func (t *pluginTable) countFault(id string, panicked bool, now time.Time, limit 
 		t.mu.Unlock()
 		return nil, false
 	}
+	pm := t.m.metrics.of(id)
 	if panicked {
 		p.panics++
+		pm.panics.Add(1)
 	} else {
 		p.overruns++
+		pm.overruns.Add(1)
 	}
 	p.recent = append(p.recent, fault{at: now, panicked: panicked})
 	cut := 0
@@ -106,6 +109,7 @@ func (t *pluginTable) countFault(id string, panicked bool, now time.Time, limit 
 			panics++
 		}
 	}
+	pm.trips.Add(1)
 	stopped := t.stopLocked(p, StateFailed, why(panics, len(p.recent)-panics))
 	closed := t.publishLocked()
 	t.dirty = false

@@ -125,7 +125,8 @@ func Subscribe[E any](h *Host, fn func(ctx context.Context, e E) error, opts ...
 		panic("pluginhost: Subscribe with a nil Host or handler")
 	}
 	typ := reflect.TypeFor[E]()
-	s := &subscription{plugin: h.id, host: h, typ: typ, event: typ.String(), logger: h.logger, handler: fn}
+	s := &subscription{plugin: h.id, host: h, typ: typ, event: typ.String(), logger: h.logger, handler: fn,
+		metrics: h.m.metrics.of(h.id)}
 	for _, o := range opts {
 		if o.queue > 0 {
 			s.size = o.queue
@@ -153,7 +154,11 @@ func Subscribe[E any](h *Host, fn func(ctx context.Context, e E) error, opts ...
 // safe for concurrent use; an event is a value shared by every subscriber,
 // which must not modify what it points to.
 func Publish[E any](ctx context.Context, from Publisher, e E) {
-	publish(ctx, from.bus(), e)
+	b := from.bus()
+	if h, ok := from.(*Host); ok {
+		b.m.metrics.of(h.id).published.Add(1)
+	}
+	publish(ctx, b, e)
 }
 
 // eventBus delivers typed events to the plugins' subscriptions. Publishing
@@ -193,6 +198,8 @@ type subscription struct {
 	live  atomic.Bool   // false once dropped: no call starts after that
 	drops atomic.Int64  // this subscription's drops, for the log's rate limit
 	total *atomic.Int64 // the plugin's drops, shared by its subscriptions
+
+	metrics *pluginMetrics // the plugin's counters
 }
 
 // worker is the goroutine of an asynchronous subscription.
@@ -259,6 +266,7 @@ func publish[E any](ctx context.Context, b *eventBus, e E) {
 
 // deliver calls one handler, containing its error or panic.
 func deliver[E any](ctx context.Context, b *eventBus, s *subscription, fn func(context.Context, E) error, e E) {
+	s.metrics.delivered.Add(1)
 	c, err := protectCall(fn, ctx, e)
 	if c != nil {
 		err = b.m.panicked(s.plugin, "event handler "+s.event, c)
@@ -272,6 +280,7 @@ func deliver[E any](ctx context.Context, b *eventBus, s *subscription, fn func(c
 // already) and publishes it as a PluginError, unless the handler was one of
 // PluginError.
 func (b *eventBus) handlerFailed(ctx context.Context, s *subscription, err error) {
+	s.metrics.failures.Add(1)
 	_, panicked := err.(*PanicError)
 	if !panicked {
 		s.logger.Error("event handler failed", "event", s.event, "err", err)
@@ -381,7 +390,7 @@ func (b *eventBus) addLocked(s *subscription, order int) {
 	s.order = order
 	s.total = b.drops[s.plugin]
 	if s.total == nil {
-		s.total = new(atomic.Int64)
+		s.total = &s.metrics.dropped // the metrics' count, for the Manager's life
 		b.drops[s.plugin] = s.total
 	}
 	s.live.Store(true)

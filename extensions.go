@@ -352,6 +352,8 @@ func (ep *ExtensionPoint[T]) Call(ctx context.Context, name string, fn func(ctx 
 // *PanicError recorded against p's plugin.
 func (ep *ExtensionPoint[T]) invoke(ctx context.Context, p *Provider[T],
 	each func(context.Context, Provider[T]) error, one func(context.Context, T) error) error {
+	pm := ep.r.m.metrics.of(p.Plugin)
+	pm.extCalls.Add(1)
 	var c *caught
 	var err error
 	if each != nil {
@@ -360,7 +362,10 @@ func (ep *ExtensionPoint[T]) invoke(ctx context.Context, p *Provider[T],
 		c, err = protectCall(one, ctx, p.Impl)
 	}
 	if c != nil {
-		return ep.r.m.panicked(p.Plugin, "extension "+ep.name+"/"+p.Name, c)
+		err = ep.r.m.panicked(p.Plugin, "extension "+ep.name+"/"+p.Name, c)
+	}
+	if err != nil {
+		pm.extErrors.Add(1)
 	}
 	return err
 }

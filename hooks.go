@@ -82,7 +82,8 @@ func (m *Manager) callHook(ctx context.Context, p *plugin, where string, fn func
 // awaitHook is callHook with an optional grace period, shared by the hooks
 // of one operation, for hooks called after ctx is done (Shutdown): a hook
 // that returns at once on a canceled context is reported as it returned.
-func (m *Manager) awaitHook(ctx context.Context, p *plugin, where string, fn func(context.Context) error, grace *<-chan time.Time) error {
+func (m *Manager) awaitHook(ctx context.Context, p *plugin, where string, fn func(context.Context) error, grace *<-chan time.Time) (err error) {
+	defer m.metrics.of(p.id).hookDone(where, time.Now(), &err)
 	hctx, cancel := context.WithTimeout(ctx, m.cfg.HookTimeout)
 	defer cancel()
 	done := make(chan error, 1)

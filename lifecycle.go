@@ -145,7 +145,8 @@ type Manager struct {
 	plugins    pluginTable // the plugin records and their states
 	ctl        *controller // runtime changes, one at a time
 	sandbox    sandboxState
-	removed    removedState // the plugins the database records that are not registered
+	removed    removedState    // the plugins the database records that are not registered
+	metrics    metricsRegistry // per plugin id, for the Manager's life
 
 	life    sync.Mutex // serializes Start and Shutdown; guards the fields below
 	started bool

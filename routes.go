@@ -54,6 +54,11 @@ type mount struct {
 	// the plugin's successive entries.
 	maxInflight int64
 	rejected    *atomic.Int64
+
+	// The plugin's counters, and those of the routes mounted, by the
+	// pattern chi reports after routing (see observe); read without locks.
+	metrics    *pluginMetrics
+	routeIndex map[string]*routeStats
 }
 
 // admission is enter's verdict.
@@ -69,7 +74,7 @@ const (
 // must be held.
 func newMount(m *Manager, p *plugin) *mount {
 	mnt := &mount{id: p.id, gen: p.gen, running: p.state == StateRunning, state: p.state, reason: p.reason,
-		logger: p.logger, m: m}
+		logger: p.logger, m: m, metrics: m.metrics.of(p.id)}
 	if prev := m.plugins.mounts.Load().byID[p.id]; prev != nil {
 		mnt.rejected = prev.rejected
 	} else {
@@ -80,6 +85,7 @@ func newMount(m *Manager, p *plugin) *mount {
 	if mnt.running {
 		mnt.mux, mnt.routes = p.mux, p.routes
 		mnt.idle = make(chan struct{}, 1)
+		mnt.routeIndex = mnt.metrics.routeIndex(p.routes, strings.TrimSuffix(PluginPathPrefix, "/")+"/"+p.id)
 	}
 	return mnt
 }
@@ -208,17 +214,22 @@ func (m *Manager) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	rctx.Reset()
 	rctx.Routes = mnt.mux
 	rctx.RoutePath = "/" + sub
-	mnt.mux.ServeHTTP(w, r.WithContext(&requestContext{Context: r.Context(), rctx: rctx, mnt: mnt}))
+	rc := &requestContext{Context: r.Context(), rctx: rctx, mnt: mnt, w: responseWriter{w: w}}
+	start := monotonic()
+	mnt.mux.ServeHTTP(&rc.w, r.WithContext(rc))
+	mnt.observe(rctx, rc.w.status, monotonic()-start)
 	routeCtxPool.Put(rctx)
 }
 
-// requestContext carries both chi's routing context and the plugin's entry,
-// so a request to a plugin costs one context and one request copy, as a
-// request through a bare chi router does.
+// requestContext carries chi's routing context, the plugin's entry and the
+// ResponseWriter that notes the status for the metrics, so a request to a
+// plugin costs one context and one request copy, as a request through a
+// bare chi router does.
 type requestContext struct {
 	context.Context
 	rctx *chi.Context
 	mnt  *mount
+	w    responseWriter
 }
 
 type pluginCtxKey struct{}

@@ -30,7 +30,7 @@
 // below.
 //
 //	GET  /plugins               {"plugins": [status, ...]}, sorted by id
-//	GET  /plugins/{id}          the plugin's status; 404 for an unknown id
+//	GET  /plugins/{id}          the plugin's status, with its metrics in "metrics"; 404 for an unknown id
 //	POST /plugins/{id}/enable   start it now; 200 with its new status
 //	POST /plugins/{id}/disable  stop it now; 200 with its new status
 //	GET  /plugins/{id}/export   its rows as JSON lines (application/x-ndjson)
@@ -43,6 +43,7 @@
 //	GET  /health                Manager.Health: the database and the plugins' checks
 //	GET  /events                {"events": [...]}, the recent lifecycle events; ?after=seq
 //	GET  /nav                   {"nav": [...]}, the console pages of the running plugins
+//	GET  /metrics               {"plugins": [metrics, ...]}, every plugin's metrics, sorted by id
 //
 // [Console] serves the web console, a browser page that operates the
 // Manager through these routes.
@@ -52,6 +53,12 @@
 // the descriptions of the host's catalog), the read grants it declares on
 // its dependencies' tables and settings ([[reads]]), routes and phase
 // timings.
+//
+// A plugin's metrics are [pluginhost.PluginMetrics], as
+// [pluginhost.Manager.Metrics] reports them: requests, responses by status
+// class and latency histograms for the plugin and each route pattern,
+// in-flight requests, panics, breaker trips, hook durations, events and
+// extension calls, counted since the Manager was created.
 //
 // Enable and disable persist the operator's choice (see
 // [pluginhost.Manager.Enable] and [pluginhost.Manager.Disable]). They answer
@@ -154,6 +161,7 @@ func New(cfg Config) (http.Handler, error) {
 	r.Get("/health", a.health)
 	r.Get("/events", a.events)
 	r.Get("/nav", a.nav)
+	r.Get("/metrics", a.metrics)
 	return r, nil
 }
 
@@ -173,7 +181,7 @@ func (a *api) getPlugin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no plugin %q", id))
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, a.withMetrics(st))
 }
 
 func (a *api) enable(w http.ResponseWriter, r *http.Request) {

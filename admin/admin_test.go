@@ -191,6 +191,7 @@ func TestAuthorizeWrapsEveryRoute(t *testing.T) {
 		{"GET", "/health", ""},
 		{"GET", "/events", ""},
 		{"GET", "/nav", ""},
+		{"GET", "/metrics", ""},
 		{"GET", "/no/such/path", ""},
 		{"DELETE", "/plugins", ""},
 	}
@@ -453,6 +454,7 @@ func TestEncryptedValueIsNeverSent(t *testing.T) {
 		{"PUT", "/settings/app.api_key", `{"value": ["` + secretValue + `"]}`},
 		{"PUT", "/settings/app.api_key", `{"value": "` + secretValue + `", "x": 1}`},
 		{"GET", "/routes", ""},
+		{"GET", "/metrics", ""},
 	} {
 		rec := f.do(t, rt.method, rt.path, rt.body)
 		require.Less(t, rec.Code, 500, "%s %s: %s", rt.method, rt.path, rec.Body)
