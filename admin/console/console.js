@@ -241,6 +241,40 @@
 
   function ms(ns) { return ns ? (ns / 1e6).toFixed(1) + " ms" : ""; }
 
+  // quantile estimates the q-th quantile, in seconds, of a histogram of
+  // per-bucket counts (GET /metrics): the upper bound of the bucket it
+  // falls in; "" when the histogram is empty.
+  function quantile(h, q) {
+    if (!h || !h.count) return "";
+    const want = q * h.count;
+    let seen = 0;
+    for (let i = 0; i < h.counts.length; i++) {
+      seen += h.counts[i];
+      if (seen >= want) return i < h.bounds.length ? "≤ " + (h.bounds[i] * 1000) + " ms" : "> " + (h.bounds[h.bounds.length - 1] * 1000) + " ms";
+    }
+    return "";
+  }
+
+  // metricsView shows a plugin's metrics: totals, then a table per route.
+  function metricsView(m) {
+    const r = m.responses || {};
+    const totals = kv([
+      ["Requests", m.requests], ["2xx", r["2xx"]], ["4xx", r["4xx"]], ["5xx", r["5xx"]],
+      ["Latency p50", quantile(m.latency, 0.5)], ["Latency p95", quantile(m.latency, 0.95)],
+      ["In flight", m.in_flight], ["Panics", m.panics], ["Breaker trips", m.breaker_trips],
+      ["Events published", m.events && m.events.published], ["Events dropped", m.events && m.events.dropped],
+      ["Extension calls", m.extensions && m.extensions.calls],
+    ]);
+    const routes = (m.routes || []).filter((x) => x.requests);
+    if (!routes.length) return totals;
+    const head = el("tr", {}, ["Route", "Requests", "2xx", "4xx", "5xx", "p50", "p95"].map((t) => el("th", { scope: "col" }, t)));
+    const rows = routes.map((x) => el("tr", {},
+      el("td", {}, el("code", {}, x.pattern)), el("td", {}, String(x.requests)),
+      el("td", {}, String(x.responses["2xx"])), el("td", {}, String(x.responses["4xx"])), el("td", {}, String(x.responses["5xx"])),
+      el("td", {}, quantile(x.latency, 0.5)), el("td", {}, quantile(x.latency, 0.95))));
+    return el("div", {}, totals, el("table", { class: "metrics" }, el("caption", {}, "Per route"), el("thead", {}, head), el("tbody", {}, rows)));
+  }
+
   function stateBadge(s) { return el("span", { class: "badge state-" + s, "data-state": s }, s); }
 
   // metricsOf finds a plugin's metrics: in its status, or in GET /metrics
@@ -257,7 +291,7 @@
   // generically.
   const shownFields = new Set(["id", "name", "version", "state", "reason", "since", "warnings", "missing_settings",
     "permissions", "routes", "timings", "reads", "panics", "overruns", "events_dropped", "in_flight", "rejected",
-    "sandbox", "metrics", "tables", "settings", "ledger"]);
+    "sandbox", "metrics", "tables", "setting_keys", "ledger_rows"]);
 
   function pluginCard(st, health, metrics) {
     const running = st.state === "running" || st.state === "starting";
@@ -296,7 +330,7 @@
         el("ul", { class: "warnings" }, st.warnings.map((w) => el("li", {}, w)))) : null,
       st.routes && st.routes.length ? el("details", {}, el("summary", {}, st.routes.length + " route(s)"),
         el("ul", {}, st.routes.map((r) => el("li", {}, el("code", {}, r.method + " " + r.pattern))))) : null,
-      m ? el("details", { open: true, "data-metrics": st.id }, el("summary", {}, "Metrics"), generic(m)) : null,
+      m ? el("details", { open: true, "data-metrics": st.id }, el("summary", {}, "Metrics"), metricsView(m)) : null,
       extra.map(([k, v]) => el("details", {}, el("summary", {}, k), generic(v))),
       el("div", { class: "row" }, button),
     );
@@ -445,7 +479,7 @@
     const cards = removed.map((st) => el("article", { class: "card", "data-removed": st.id },
       el("h3", {}, st.name || st.id, el("code", {}, st.id), stateBadge(st.state)),
       kv([["Version", st.version], ["Reason", st.reason]]),
-      ["tables", "settings", "ledger"].filter((k) => st[k] !== undefined).map((k) => el("details", { open: true }, el("summary", {}, k), generic(st[k]))),
+      ["tables", "setting_keys", "ledger_rows"].filter((k) => st[k] !== undefined).map((k) => el("details", { open: true }, el("summary", {}, k), generic(st[k]))),
       el("div", { class: "row" },
         el("button", { type: "button", "data-focus": "export-" + st.id, onclick: () => exportPlugin(st) }, "Export data"),
         el("button", { type: "button", class: "danger", "data-focus": "purge-" + st.id, onclick: () => purge(st) }, "Purge…"))));

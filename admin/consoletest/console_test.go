@@ -307,6 +307,14 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	shot("console-settings.png")
 
+	// The plugins page shows notes' live metrics: its requests so far, per
+	// route (the GET /notes above among them).
+	do("the plugins page again", chromedp.Click(chromedp.CSS(`.side a[href="#plugins"]`)), chromedp.WaitVisible(chromedp.ID("toggle-notes")))
+	until("notes' metrics, per route", `(() => { const m = document.querySelector('[data-metrics="notes"]');
+		return !!m && m.textContent.includes("Requests") &&
+			[...m.querySelectorAll("table.metrics td code")].some((c) => c.textContent === "/notes"); })()`)
+	shot("console-metrics.png")
+
 	// The events page lists what happened.
 	do("the events page", chromedp.Click(chromedp.CSS(`.side a[href="#events"]`)))
 	until("disabled and enabled events", `(() => { const t = document.getElementById("view").textContent;
