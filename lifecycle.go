@@ -201,13 +201,9 @@ const startUndoTimeout = 30 * time.Second
 func (m *Manager) Start(ctx context.Context) error {
 	m.life.Lock()
 	defer m.life.Unlock()
-	switch {
-	case m.stopped:
-		return ErrClosed
-	case m.started:
-		return ErrAlreadyStarted
+	if err := m.beginLocked(); err != nil {
+		return err
 	}
-	m.started = true
 	m.settings.begin()
 	began := time.Now()
 	if err := m.start(ctx); err != nil {
@@ -222,6 +218,19 @@ func (m *Manager) Start(ctx context.Context) error {
 	m.ctl.openUp() // not if Shutdown began meanwhile
 	m.logStates(time.Since(began))
 	m.announce(ctx)
+	return nil
+}
+
+// beginLocked marks m started, or says why it cannot start: Start and
+// Migrate may be called once, and not after Shutdown. m.life must be held.
+func (m *Manager) beginLocked() error {
+	switch {
+	case m.stopped:
+		return ErrClosed
+	case m.started:
+		return ErrAlreadyStarted
+	}
+	m.started = true
 	return nil
 }
 

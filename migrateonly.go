@@ -37,13 +37,9 @@ const migrateOnlyReason = "migrate only: the manager stopped after the schema ph
 func (m *Manager) Migrate(ctx context.Context) error {
 	m.life.Lock()
 	defer m.life.Unlock()
-	switch {
-	case m.stopped:
-		return ErrClosed
-	case m.started:
-		return ErrAlreadyStarted
+	if err := m.beginLocked(); err != nil {
+		return err
 	}
-	m.started = true
 	_, err := m.migrateSchema(ctx, m.requiredErr)
 	if err == nil {
 		err = m.failedErr()
