@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -74,6 +75,22 @@ type Config struct {
 	// Manager's panic recovery; the plugin id is already in the request
 	// context (see PluginID). Nil: none.
 	Middleware []func(http.Handler) http.Handler
+
+	// HookObserver, when set, is called around every call the Manager
+	// makes into a plugin's lifecycle hooks (the calls
+	// PluginMetrics.Hooks counts): Seed, Init, RegisterRoutes, Shutdown,
+	// Install, Upgrade, SeedOnce and the declarations of tables and
+	// migrations, by the names HookMetrics.Hook lists ("seed", "init",
+	// "routes", …). It gets the context the hook will be called with and
+	// returns the one to call it with (a tracer's span context, say), and a
+	// function the Manager calls once the call is over with its error (nil
+	// on success; a *PanicError, or the error of a call abandoned past
+	// Config.HookTimeout, otherwise); that function may be nil. It runs on
+	// the Manager's goroutine, under no lock of the Manager's, before and
+	// after the hook: it should be quick and must not panic. The package
+	// github.com/pluginhost/pluginhost/otel provides one that starts an
+	// OpenTelemetry span per call. Nil: none, at no cost.
+	HookObserver func(ctx context.Context, plugin, hook string) (context.Context, func(error))
 
 	// HookTimeout bounds each call the Manager makes into plugin code and
 	// waits for: hooks (Seed, Init, RegisterRoutes, Shutdown, …),
