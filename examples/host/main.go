@@ -9,6 +9,7 @@
 //	curl localhost:8080/api/plugin/audit/events
 //	curl localhost:8080/api/ready
 //	curl -X POST -H "Authorization: Bearer $T" localhost:8080/api/admin/plugins/notes/disable
+//	curl -H "Authorization: Bearer $T" localhost:8080/metrics
 //
 // Ctrl-C (SIGINT) or SIGTERM shuts it down cleanly. Under go run, Ctrl-C
 // reaches the host (the terminal signals go run and its child alike), but
@@ -56,7 +57,11 @@
 //
 // The admin API at /api/admin takes the bearer token in
 // PLUGINHOST_ADMIN_TOKEN; when that is unset, the host makes one and prints
-// it at start.
+// it at start. /metrics, behind the same token, serves the plugins' metrics
+// as Prometheus text through the OpenTelemetry Prometheus exporter
+// (package github.com/pluginhost/pluginhost/otel); the host also starts a
+// span for each plugin request and hook, on a tracer provider without an
+// exporter (see telemetry.go).
 //
 // Encrypted settings are sealed with the key in PLUGINHOST_SECRET_KEY (64
 // hex digits), or on SQLite with a key kept in the file DB.key beside the
@@ -216,14 +221,15 @@ func runTo(ctx context.Context, args []string, out, logOut io.Writer, ready chan
 	logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return errors.Join(srv.Shutdown(shutdownCtx), app.manager.Shutdown(shutdownCtx))
+	return errors.Join(srv.Shutdown(shutdownCtx), app.manager.Shutdown(shutdownCtx), app.telemetry.shutdown(shutdownCtx))
 }
 
 // app is the started host: its database, manager and routes.
 type app struct {
-	db      *sql.DB
-	manager *pluginhost.Manager
-	handler http.Handler
+	db        *sql.DB
+	manager   *pluginhost.Manager
+	handler   http.Handler
+	telemetry *telemetry
 }
 
 // newApp opens the database, starts the plugins of reg and builds the
@@ -238,7 +244,10 @@ func newApp(ctx context.Context, opts options, reg *pluginhost.Registry, logger 
 		db.Close()
 		return nil, err
 	}
-	m, err := pluginhost.New(hostConfig(opts, db, reg, logger, key))
+	tel := newTelemetry()
+	cfg := hostConfig(opts, db, reg, logger, key)
+	tel.configure(&cfg)
+	m, err := pluginhost.New(cfg)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -254,6 +263,12 @@ func newApp(ctx context.Context, opts options, reg *pluginhost.Registry, logger 
 		return nil, err
 	}
 	adminAPI, err := admin.New(admin.Config{Manager: m, Authorize: bearer(token)})
+	if err != nil {
+		_ = m.Shutdown(context.Background())
+		db.Close()
+		return nil, err
+	}
+	metrics, err := tel.metricsHandler(m)
 	if err != nil {
 		_ = m.Shutdown(context.Background())
 		db.Close()
@@ -285,7 +300,9 @@ func newApp(ctx context.Context, opts options, reg *pluginhost.Registry, logger 
 	r.Handle("/api/ready", m.ReadinessHandler())
 	r.Mount("/api/admin", adminAPI)
 	r.Mount("/api/plugin", m.Handler())
-	return &app{db: db, manager: m, handler: r}, nil
+	// The plugins' metrics as Prometheus text, behind the admin token.
+	r.With(bearer(token)).Handle("/metrics", metrics)
+	return &app{db: db, manager: m, handler: r, telemetry: tel}, nil
 }
 
 // hostConfig is the Manager's Config of the host.
@@ -402,6 +419,7 @@ func bearer(token string) func(http.Handler) http.Handler {
 
 func (a *app) close() {
 	_ = a.manager.Shutdown(context.Background())
+	_ = a.telemetry.shutdown(context.Background())
 	_ = a.db.Close()
 }
 
