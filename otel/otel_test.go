@@ -12,8 +12,10 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -376,4 +378,32 @@ func TestRootPackageImportsNoOTel(t *testing.T) {
 			require.False(t, strings.HasPrefix(dep, banned), "the root package depends on %s", dep)
 		}
 	}
+}
+
+// Middleware takes a remote parent from the request's headers with the
+// global propagator, once the host sets one.
+func TestMiddlewareTakesTheRemoteParent(t *testing.T) {
+	// Not parallel: it sets the global propagator (the parallel tests run
+	// after it).
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	t.Cleanup(func() { otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator()) })
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	var opts pluginhosttest.Options
+	opts.Config.Middleware = []func(http.Handler) http.Handler{pluginotel.Middleware(tp)}
+	inst, _ := start(t, opts)
+
+	req, err := http.NewRequest("GET", inst.Server.URL+"/api/plugin/web/items/1", nil)
+	require.NoError(t, err)
+	req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	resp, err := inst.Server.Client().Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	spans := spansNamed(sr, "GET /api/plugin/web/items/{id}")
+	require.Len(t, spans, 1)
+	require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", spans[0].SpanContext().TraceID().String())
+	require.Equal(t, "00f067aa0ba902b7", spans[0].Parent().SpanID().String())
+	require.True(t, spans[0].Parent().IsRemote())
 }
