@@ -84,10 +84,12 @@ type Config struct {
 	// "routes", …). It gets the context the hook will be called with and
 	// returns the one to call it with (a tracer's span context, say), and a
 	// function the Manager calls once the call is over with its error (nil
-	// on success; a *PanicError, or the error of a call abandoned past
-	// Config.HookTimeout, otherwise); that function may be nil. It runs on
-	// the Manager's goroutine, under no lock of the Manager's, before and
-	// after the hook: it should be quick and must not panic. The package
+	// on success; otherwise the hook's error, a *PanicError, or the error
+	// of a call abandoned past Config.HookTimeout); it may be nil. Both run
+	// on the goroutine that waits for the hook, before and after it, and
+	// may run while the migration lock is held (the once-hooks and the
+	// declarations run in the schema transaction): they should be quick
+	// and must not panic. The package
 	// github.com/pluginhost/pluginhost/otel provides one that starts an
 	// OpenTelemetry span per call. Nil: none, at no cost.
 	HookObserver func(ctx context.Context, plugin, hook string) (context.Context, func(error))
