@@ -189,7 +189,7 @@ func runTo(ctx context.Context, args []string, out, logOut io.Writer, ready chan
 		return err
 	}
 	startCtx, cancel := context.WithTimeout(ctx, opts.startTimeout)
-	app, err := newApp(startCtx, opts, pluginhost.DefaultRegistry, logger, token)
+	app, err := newApp(startCtx, opts, pluginhost.DefaultRegistry, logger, token, newTelemetry())
 	timedOut := startCtx.Err() != nil && ctx.Err() == nil
 	cancel() // the Manager keeps running: Start's context bounds Start only
 	if err != nil {
@@ -232,9 +232,9 @@ type app struct {
 	telemetry *telemetry
 }
 
-// newApp opens the database, starts the plugins of reg and builds the
-// host's router.
-func newApp(ctx context.Context, opts options, reg *pluginhost.Registry, logger *slog.Logger, token string) (*app, error) {
+// newApp opens the database, starts the plugins of reg with the spans and
+// metrics of tel and builds the host's router.
+func newApp(ctx context.Context, opts options, reg *pluginhost.Registry, logger *slog.Logger, token string, tel *telemetry) (*app, error) {
 	db, err := openDB(opts.db, opts.maxConns)
 	if err != nil {
 		return nil, err
@@ -244,7 +244,6 @@ func newApp(ctx context.Context, opts options, reg *pluginhost.Registry, logger 
 		db.Close()
 		return nil, err
 	}
-	tel := newTelemetry()
 	cfg := hostConfig(opts, db, reg, logger, key)
 	tel.configure(&cfg)
 	m, err := pluginhost.New(cfg)

@@ -1,15 +1,22 @@
 package main
 
 import (
+	"context"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/pluginhost/pluginhost"
 	"github.com/pluginhost/pluginhost/internal/testdb"
+	pluginotel "github.com/pluginhost/pluginhost/otel"
 )
 
 // scrape GETs base/metrics with token (none when empty) and returns the
@@ -79,5 +86,40 @@ func TestHostMetrics(t *testing.T) {
 		for _, le := range []string{"0.001", "0.0025", "0.1", "10"} {
 			require.Contains(t, body, `http_server_request_duration_seconds_bucket{http_route="/api/plugin/notes/notes",plugin_id="notes",le="`+le+`"}`)
 		}
+	})
+}
+
+// The host starts a span for each plugin request and each hook call on
+// its tracer provider.
+func TestHostTraces(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, d testdb.Dialect) {
+		t.Parallel()
+		dsn := filepath.Join(t.TempDir(), "example.db")
+		if d == testdb.Postgres {
+			_, dsn = testdb.OpenPostgres(t)
+		}
+		opts, err := parseOptions([]string{"-db", dsn})
+		require.NoError(t, err)
+		sr := tracetest.NewSpanRecorder()
+		app, err := newApp(context.Background(), opts, pluginhost.DefaultRegistry, slog.New(slog.DiscardHandler), "s3cret",
+			newTelemetry(sdktrace.WithSpanProcessor(sr)))
+		require.NoError(t, err)
+		t.Cleanup(app.close)
+		srv := httptest.NewServer(app.handler)
+		t.Cleanup(srv.Close)
+
+		var notes []map[string]any
+		require.Equal(t, http.StatusOK, get(t, srv.URL+"/api/plugin/notes/notes", &notes))
+		plugins := map[string][]string{} // span name → the plugin.id of each
+		for _, s := range sr.Ended() {
+			for _, kv := range s.Attributes() {
+				if kv.Key == pluginotel.AttrPluginID {
+					plugins[s.Name()] = append(plugins[s.Name()], kv.Value.AsString())
+				}
+			}
+		}
+		require.Equal(t, []string{"notes"}, plugins["GET /api/plugin/notes/notes"], "%v", plugins)
+		require.ElementsMatch(t, []string{"notes", "audit"}, plugins["pluginhost.hook init"], "%v", plugins)
 	})
 }

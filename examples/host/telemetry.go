@@ -25,7 +25,11 @@ type telemetry struct {
 	mp *sdkmetric.MeterProvider
 }
 
-func newTelemetry() *telemetry { return &telemetry{tp: sdktrace.NewTracerProvider()} }
+// newTelemetry makes the host's telemetry; opts configure its tracer
+// provider (a test records the spans with sdktrace.WithSpanProcessor).
+func newTelemetry(opts ...sdktrace.TracerProviderOption) *telemetry {
+	return &telemetry{tp: sdktrace.NewTracerProvider(opts...)}
+}
 
 // configure makes the Manager of cfg start a span for each plugin request
 // and each hook call.
