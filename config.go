@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -74,6 +75,24 @@ type Config struct {
 	// Manager's panic recovery; the plugin id is already in the request
 	// context (see PluginID). Nil: none.
 	Middleware []func(http.Handler) http.Handler
+
+	// HookObserver, when set, is called around every call the Manager
+	// makes into a plugin's lifecycle hooks (the calls
+	// PluginMetrics.Hooks counts): Seed, Init, RegisterRoutes, Shutdown,
+	// Install, Upgrade, SeedOnce and the declarations of tables and
+	// migrations, by the names HookMetrics.Hook lists ("seed", "init",
+	// "routes", …). It gets the context the hook will be called with and
+	// returns the one to call it with (a tracer's span context, say), and a
+	// function the Manager calls once the call is over with its error (nil
+	// on success; otherwise the hook's error, a *PanicError, or the error
+	// of a call abandoned past Config.HookTimeout); it may be nil. Both run
+	// on the goroutine that waits for the hook, before and after it, and
+	// may run while the migration lock is held (the once-hooks and the
+	// declarations run in the schema transaction): they should be quick
+	// and must not panic. The package
+	// github.com/pluginhost/pluginhost/otel provides one that starts an
+	// OpenTelemetry span per call. Nil: none, at no cost.
+	HookObserver func(ctx context.Context, plugin, hook string) (context.Context, func(error))
 
 	// HookTimeout bounds each call the Manager makes into plugin code and
 	// waits for: hooks (Seed, Init, RegisterRoutes, Shutdown, …),

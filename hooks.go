@@ -84,6 +84,12 @@ func (m *Manager) callHook(ctx context.Context, p *plugin, where string, fn func
 // that returns at once on a canceled context is reported as it returned.
 func (m *Manager) awaitHook(ctx context.Context, p *plugin, where string, fn func(context.Context) error, grace *<-chan time.Time) (err error) {
 	defer m.metrics.of(p.id).hookDone(where, time.Now(), &err)
+	if observe := m.cfg.HookObserver; observe != nil {
+		var end func(error)
+		if ctx, end = observe(ctx, p.id, where); end != nil {
+			defer func() { end(err) }()
+		}
+	}
 	hctx, cancel := context.WithTimeout(ctx, m.cfg.HookTimeout)
 	defer cancel()
 	done := make(chan error, 1)

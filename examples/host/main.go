@@ -9,6 +9,7 @@
 //	curl localhost:8080/api/plugin/audit/events
 //	curl localhost:8080/api/ready
 //	curl -X POST -H "Authorization: Bearer $T" localhost:8080/api/admin/plugins/notes/disable
+//	curl -H "Authorization: Bearer $T" localhost:8080/metrics
 //
 // Ctrl-C (SIGINT) or SIGTERM shuts it down cleanly. Under go run, Ctrl-C
 // reaches the host (the terminal signals go run and its child alike), but
@@ -58,6 +59,11 @@
 // PLUGINHOST_ADMIN_TOKEN; when that is unset, the host makes one and prints
 // it at start. The web console is at /admin/: open
 // http://localhost:8080/admin/ and paste the token.
+// /metrics, behind the same token, serves the plugins' metrics
+// as Prometheus text through the OpenTelemetry Prometheus exporter
+// (package github.com/pluginhost/pluginhost/otel); the host also starts a
+// span for each plugin request and hook, on a tracer provider without an
+// exporter (see telemetry.go).
 //
 // Encrypted settings are sealed with the key in PLUGINHOST_SECRET_KEY (64
 // hex digits), or on SQLite with a key kept in the file DB.key beside the
@@ -185,7 +191,7 @@ func runTo(ctx context.Context, args []string, out, logOut io.Writer, ready chan
 		return err
 	}
 	startCtx, cancel := context.WithTimeout(ctx, opts.startTimeout)
-	app, err := newApp(startCtx, opts, pluginhost.DefaultRegistry, logger, token)
+	app, err := newApp(startCtx, opts, pluginhost.DefaultRegistry, logger, token, newTelemetry())
 	timedOut := startCtx.Err() != nil && ctx.Err() == nil
 	cancel() // the Manager keeps running: Start's context bounds Start only
 	if err != nil {
@@ -217,19 +223,20 @@ func runTo(ctx context.Context, args []string, out, logOut io.Writer, ready chan
 	logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return errors.Join(srv.Shutdown(shutdownCtx), app.manager.Shutdown(shutdownCtx))
+	return errors.Join(srv.Shutdown(shutdownCtx), app.manager.Shutdown(shutdownCtx), app.telemetry.shutdown(shutdownCtx))
 }
 
 // app is the started host: its database, manager and routes.
 type app struct {
-	db      *sql.DB
-	manager *pluginhost.Manager
-	handler http.Handler
+	db        *sql.DB
+	manager   *pluginhost.Manager
+	handler   http.Handler
+	telemetry *telemetry
 }
 
-// newApp opens the database, starts the plugins of reg and builds the
-// host's router.
-func newApp(ctx context.Context, opts options, reg *pluginhost.Registry, logger *slog.Logger, token string) (*app, error) {
+// newApp opens the database, starts the plugins of reg with the spans and
+// metrics of tel and builds the host's router.
+func newApp(ctx context.Context, opts options, reg *pluginhost.Registry, logger *slog.Logger, token string, tel *telemetry) (*app, error) {
 	db, err := openDB(opts.db, opts.maxConns)
 	if err != nil {
 		return nil, err
@@ -239,7 +246,9 @@ func newApp(ctx context.Context, opts options, reg *pluginhost.Registry, logger 
 		db.Close()
 		return nil, err
 	}
-	m, err := pluginhost.New(hostConfig(opts, db, reg, logger, key))
+	cfg := hostConfig(opts, db, reg, logger, key)
+	tel.configure(&cfg)
+	m, err := pluginhost.New(cfg)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -255,6 +264,12 @@ func newApp(ctx context.Context, opts options, reg *pluginhost.Registry, logger 
 		return nil, err
 	}
 	adminAPI, err := admin.New(admin.Config{Manager: m, Authorize: bearer(token)})
+	if err != nil {
+		_ = m.Shutdown(context.Background())
+		db.Close()
+		return nil, err
+	}
+	metrics, err := tel.metricsHandler(m)
 	if err != nil {
 		_ = m.Shutdown(context.Background())
 		db.Close()
@@ -297,7 +312,9 @@ func newApp(ctx context.Context, opts options, reg *pluginhost.Registry, logger 
 	r.Handle("/api/ready", m.ReadinessHandler())
 	r.Mount("/api/admin", adminAPI)
 	r.Mount("/api/plugin", m.Handler())
-	return &app{db: db, manager: m, handler: r}, nil
+	// The plugins' metrics as Prometheus text, behind the admin token.
+	r.With(bearer(token)).Handle("/metrics", metrics)
+	return &app{db: db, manager: m, handler: r, telemetry: tel}, nil
 }
 
 // hostConfig is the Manager's Config of the host.
@@ -414,6 +431,7 @@ func bearer(token string) func(http.Handler) http.Handler {
 
 func (a *app) close() {
 	_ = a.manager.Shutdown(context.Background())
+	_ = a.telemetry.shutdown(context.Background())
 	_ = a.db.Close()
 }
 
