@@ -40,7 +40,8 @@
 // (work once per database when the plugin is installed, or when its
 // version rises), [SeedOncer] (data written once per database), [Seeder]
 // (work on every boot), [Initializer],
-// [RouteRegistrar] and [Shutdowner]. Every hook receives the plugin's
+// [RouteRegistrar], [Shutdowner], [HealthChecker] and [ConsoleAssets]
+// (pages for the admin console). Every hook receives the plugin's
 // [Host]: its id and manifest, a [DB] that knows its table names, a logger,
 // the [Settings], its [PluginConfig] and its dependencies.
 //
@@ -85,10 +86,18 @@
 // "items" is created as "<id>__items" (hyphens in the id become
 // underscores), so plugins cannot collide with each other or the core and
 // hand-written SQL needs no quoting. Every applied step is recorded in the
-// ledger table pluginhost_ledger with a checksum: a declared table or a
-// migration that changed after it was applied is refused, naming what
-// changed, unless Config.DevMode is on. Queries through [DB] take "?"
-// placeholders on both dialects.
+// ledger table pluginhost_ledger with a checksum. A declared table that
+// changed is brought up to date when nothing is lost (a new column, index,
+// dropped NOT NULL, …) and refused otherwise with a [*SchemaChangeError]
+// giving the SQL a migration needs; a migration that changed after it was
+// applied is refused. Queries through [DB] take "?" placeholders on both
+// dialects, and run in the plugin's database sandbox.
+//
+// [Manager.Plan] reports what Start would do without doing it;
+// [Manager.Migrate] applies the schema and stops, for a release job. A
+// plugin that is no longer registered is listed as removed;
+// [Manager.Export] writes its rows as JSON lines and [Manager.Purge]
+// removes what it left.
 //
 // # Settings
 //
@@ -104,7 +113,10 @@
 // a restart; the choice is persisted and the other replicas follow it.
 // Panics in plugin code are recovered and counted: Config.PanicLimit of
 // them within Config.PanicWindow fail the plugin until it is enabled again.
-// Hooks run within Config.HookTimeout.
+// Hooks run within Config.HookTimeout. [Host.Go] and [Host.Every] start
+// goroutines and periodic jobs the Manager supervises: recovered, canceled
+// when the plugin stops, and, for [OncePerFleet] jobs, run once per period
+// across the replicas.
 //
 // # Events and extension points
 //
@@ -116,8 +128,12 @@
 // # Health
 //
 // [Manager.Health] pings the database and runs the plugins' [HealthChecker]
-// checks; [Manager.ReadinessHandler] serves a readiness probe. Package
-// [github.com/pluginhost/pluginhost/admin] is an HTTP API for operators.
+// checks; [Manager.ReadinessHandler] serves a readiness probe.
+// [Manager.Metrics] counts each plugin's requests, responses, latencies,
+// faults, hooks, events and extension calls; package
+// [github.com/pluginhost/pluginhost/otel] exports them to OpenTelemetry.
+// Package [github.com/pluginhost/pluginhost/admin] is an HTTP API and a web
+// console for operators.
 //
 // # Testing plugins
 //
