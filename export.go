@@ -28,13 +28,13 @@ import (
 // The tables are those with the plugin's prefix (those its migrations
 // created included), in the order they were created; the rows of each
 // are in primary key order (in the order of all the columns for a table
-// without one; text compared byte by byte on both dialects), and the
-// columns in the table's order. Values are typed by the column's declared
-// type (or, for a column the declaration does not know, the database's),
-// the same way on both dialects: integers and reals as JSON numbers,
-// booleans as true and false, text as strings, timestamps as RFC 3339
-// strings in UTC, json columns as the JSON value itself, blobs as base64
-// strings, NULL as null.
+// without one; text compared byte by byte, NULL before any value, on both
+// dialects), and the columns in the table's order. Values are typed by
+// the column's declared type (or, for a column the declaration does not
+// know, the database's), the same way on both dialects: integers and
+// reals as JSON numbers, booleans as true and false, text as strings,
+// timestamps as RFC 3339 strings in UTC, json columns as the JSON value
+// itself, blobs as base64 strings, NULL as null.
 //
 // Export reads in one read-only transaction, so that the rows agree with
 // each other, and streams them: no table is held in memory. On SQLite
@@ -171,8 +171,11 @@ func (e *exporter) table(ctx context.Context, t relation, decl *tableDecl) error
 	keys := make([]string, len(order))
 	for i, name := range order {
 		keys[i] = sqlgen.Quote(name)
-		if e.dialect == Postgres && isPGText(byName[name].dbType) {
-			keys[i] += ` COLLATE "C"` // byte order, as SQLite compares
+		if e.dialect == Postgres {
+			if isPGText(byName[name].dbType) {
+				keys[i] += ` COLLATE "C"` // byte order, as SQLite compares
+			}
+			keys[i] += ` NULLS FIRST` // as SQLite orders them
 		}
 	}
 	rows, err := e.tx.QueryContext(ctx, `SELECT `+strings.Join(names, ", ")+` FROM `+sqlgen.Quote(t.name)+` ORDER BY `+strings.Join(keys, ", "))

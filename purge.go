@@ -20,7 +20,9 @@ var ErrNotPurgeable = errors.New("pluginhost: plugin cannot be purged")
 // Purge removes what plugin id left in the database, in one transaction
 // (all of it, or nothing on any failure): it drops its tables and views
 // (every relation whose name has its prefix, those its migrations created
-// included), deletes its stored settings (the keys in its namespace that no
+// included) and, on PostgreSQL, the other objects of its prefix its
+// migrations may create (sequences, functions and procedures, types and
+// domains), so that its migrations can run again; it deletes its stored settings (the keys in its namespace that no
 // other owner defines), its rows in the migration ledger and, when it is
 // not registered, its enable/disable override. It runs under the
 // migration lock, so that it cannot interleave with the schema work of a
@@ -57,6 +59,7 @@ func (m *Manager) Purge(ctx context.Context, id string) error {
 // purged is what a purge removed.
 type purged struct {
 	relations []relation
+	objects   []string // on PostgreSQL, what else its migrations created: "sequence x", …
 	settings  []string
 	ledger    int
 	override  bool
@@ -105,7 +108,7 @@ func (m *Manager) purge(ctx context.Context, id string) error {
 	for _, r := range done.relations {
 		names = append(names, r.table)
 	}
-	m.log.Info("purged plugin", "plugin", id, "tables", names, "settings", done.settings, "ledger_rows", done.ledger, "override", done.override)
+	m.log.Info("purged plugin", "plugin", id, "tables", names, "objects", done.objects, "settings", done.settings, "ledger_rows", done.ledger, "override", done.override)
 	return nil
 }
 
@@ -198,6 +201,11 @@ func (m *Manager) purgeTx(ctx context.Context, sess *schemaSession, id string, r
 	}
 	if err := dropRelations(ctx, tx, sess.dialect, done.relations); err != nil {
 		return fail(err)
+	}
+	if sess.dialect == Postgres {
+		if done.objects, err = dropPGObjects(ctx, tx, id); err != nil {
+			return fail(err)
+		}
 	}
 	if sess.dialect == Postgres && !m.cfg.SandboxOff {
 		if err := revokeRole(ctx, tx, m.cfg.roleName(id)); err != nil {
@@ -293,6 +301,60 @@ func dropRelations(ctx context.Context, tx *Tx, d Dialect, rels []relation) erro
 		}
 	}
 	return nil
+}
+
+// pgObjects are the kinds of object other than tables and views that a
+// plugin's migrations can create in its namespace on PostgreSQL, in the
+// order Purge drops them (what may depend on a later kind first), each with
+// the query of their names by prefix in the current schema (the tables and
+// views dropped already, with the sequences and types they own).
+var pgObjects = []struct{ kind, query string }{
+	{"sequence", `SELECT quote_ident(relname) FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind = 'S' AND relname LIKE ? ESCAPE '\' ORDER BY oid`},
+	{"routine", `SELECT oid::regprocedure::text FROM pg_proc WHERE pronamespace = current_schema()::regnamespace AND proname LIKE ? ESCAPE '\' ORDER BY oid`},
+	{"type", `SELECT quote_ident(t.typname) FROM pg_type t JOIN pg_class c ON c.oid = t.typrelid
+		WHERE t.typnamespace = current_schema()::regnamespace AND t.typtype = 'c' AND c.relkind = 'c' AND t.typname LIKE ? ESCAPE '\' ORDER BY t.oid`},
+	{"domain", `SELECT quote_ident(typname) FROM pg_type WHERE typnamespace = current_schema()::regnamespace AND typtype = 'd' AND typname LIKE ? ESCAPE '\' ORDER BY oid`},
+	{"type", `SELECT quote_ident(typname) FROM pg_type WHERE typnamespace = current_schema()::regnamespace AND typtype IN ('e', 'r') AND typname LIKE ? ESCAPE '\' ORDER BY oid`},
+}
+
+// dropPGObjects drops, once its tables and views are, what else plugin
+// id's migrations created in its namespace on PostgreSQL (sequences no
+// column owns, functions and procedures, types and domains), so that its
+// migrations can run again, and returns what it dropped ("sequence x").
+// Something outside the plugin that depends on one of them fails the
+// purge.
+func dropPGObjects(ctx context.Context, tx *Tx, id string) ([]string, error) {
+	var dropped []string
+	for _, o := range pgObjects {
+		rows, err := tx.QueryContext(ctx, o.query, likePrefix(tablePrefix(id)))
+		if err != nil {
+			return nil, fmt.Errorf("read its %ss: %w", o.kind, err)
+		}
+		var names []string
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read its %ss: %w", o.kind, err)
+			}
+			names = append(names, name)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read its %ss: %w", o.kind, err)
+		}
+		if len(names) == 0 {
+			continue
+		}
+		stmt := `DROP ` + strings.ToUpper(o.kind) + ` ` + strings.Join(names, ", ")
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("%s: %w", stmt, err)
+		}
+		for _, n := range names {
+			dropped = append(dropped, o.kind+" "+n)
+		}
+	}
+	return dropped, nil
 }
 
 // boolOrder orders true before false.
