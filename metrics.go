@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -389,12 +390,26 @@ func (pm *pluginMetrics) routeIndex(routes []RouteInfo, prefix string) map[strin
 		}
 		idx[pattern] = rs
 	}
-	for pattern, rs := range idx {
-		if joined := chiPattern(pattern); joined != pattern {
-			if _, taken := idx[joined]; !taken {
-				idx[joined] = rs
+	// The other names chi reports for a route: joined (a sub-router's), and
+	// for a handler mounted with Mount, which chi.Walk lists as "/static/*"
+	// only, its mount point with and without the slash ("/static",
+	// "/static/"), which chi routes to it under those patterns. A pattern
+	// the plugin registered itself keeps its own counters.
+	aliases := make(map[string]*routeStats)
+	for _, pattern := range slices.Sorted(maps.Keys(idx)) { // the first pattern wins a name
+		rs := idx[pattern]
+		names := []string{chiPattern(pattern)}
+		if mountPoint, ok := strings.CutSuffix(pattern, "/*"); ok {
+			names = append(names, mountPoint+"/", mountPoint, chiPattern(mountPoint+"/"), chiPattern(mountPoint))
+		}
+		for _, name := range names {
+			if _, taken := idx[name]; !taken && aliases[name] == nil && name != "" {
+				aliases[name] = rs
 			}
 		}
+	}
+	for name, rs := range aliases {
+		idx[name] = rs
 	}
 	return idx
 }

@@ -138,6 +138,37 @@ func TestMetricsCountResponsesByStatusClassAndRoute(t *testing.T) {
 	require.Zero(t, pm.InFlight)
 }
 
+// A handler that is not a chi router, mounted with Mount (a file server),
+// is served at its mount point too, with and without the trailing slash:
+// chi reports those requests under the patterns "/static" and "/static/",
+// which chi.Walk does not list, and they count on the mounted route, not as
+// unmatched. A route the plugin registers at such a pattern itself keeps
+// its own counters.
+func TestMetricsCountMountedHandlerAtItsMountPoint(t *testing.T) {
+	t.Parallel()
+	files := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusAccepted) })
+	p := &fake{manifest: manifest("files", "1.0.0"), routes: func(r chi.Router, _ *pluginhost.Host) {
+		r.Mount("/static", files)
+		r.Route("/api", func(r chi.Router) { r.Mount("/blobs", files) })
+		r.Get("/own", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusCreated) })
+		r.Mount("/own/", files)
+	}}
+	m := startSQLite(t, nil, p)
+	h := m.Handler()
+	for _, path := range []string{"/static", "/static/", "/static/a.css", "/api/blobs", "/api/blobs/", "/api/blobs/1"} {
+		require.Equal(t, http.StatusAccepted, serve(t, h, "GET", "/api/plugin/files"+path, "").Code, path)
+	}
+	require.Equal(t, http.StatusCreated, serve(t, h, "GET", "/api/plugin/files/own", "").Code)
+	require.Equal(t, http.StatusAccepted, serve(t, h, "GET", "/api/plugin/files/own/x", "").Code)
+
+	pm := metricsOf(t, m, "files")
+	require.Equal(t, pluginhost.StatusClasses{}, pm.Unmatched.Responses, "nothing unmatched")
+	require.Equal(t, pluginhost.StatusClasses{Success: 3}, routeOf(t, pm, "/static/*").Responses)
+	require.Equal(t, pluginhost.StatusClasses{Success: 3}, routeOf(t, pm, "/api/blobs/*").Responses)
+	require.Equal(t, pluginhost.StatusClasses{Success: 1}, routeOf(t, pm, "/own").Responses)
+	require.Equal(t, pluginhost.StatusClasses{Success: 1}, routeOf(t, pm, "/own/*").Responses)
+}
+
 // A handler that hijacks the connection (a WebSocket upgrade) reaches the
 // server's Hijacker through the metrics' ResponseWriter, and counts as 1xx.
 func TestMetricsHijackedConnectionCountsAsInformational(t *testing.T) {
