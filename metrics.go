@@ -3,6 +3,7 @@ package pluginhost
 import (
 	"bufio"
 	"cmp"
+	"errors"
 	"io"
 	"maps"
 	"net"
@@ -571,10 +572,11 @@ func (w *responseWriter) Flush() { _ = w.FlushError() }
 // FlushError flushes the wrapped writer, as http.ResponseController.Flush
 // does, with its error (wrapping http.ErrNotSupported when it cannot).
 func (w *responseWriter) FlushError() error {
-	if w.status == 0 {
-		w.status = http.StatusOK // flushing writes the header
+	err := http.NewResponseController(w.w).Flush()
+	if w.status == 0 && !errors.Is(err, http.ErrNotSupported) {
+		w.status = http.StatusOK // flushing wrote the header
 	}
-	return http.NewResponseController(w.w).Flush()
+	return err
 }
 
 // Hijack implements http.Hijacker, as http.ResponseController.Hijack does.

@@ -240,6 +240,42 @@ func TestMetricsWriterKeepsFlushAndResponseController(t *testing.T) {
 	close(release)
 }
 
+// plainWriter is a ResponseWriter that cannot flush or hijack, as a
+// host's middleware may pass to the Manager's Handler.
+type plainWriter struct{ w http.ResponseWriter }
+
+func (p plainWriter) Header() http.Header         { return p.w.Header() }
+func (p plainWriter) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p plainWriter) WriteHeader(code int)        { p.w.WriteHeader(code) }
+
+// On a writer that cannot flush, a flush writes nothing, so it does not
+// decide the status the metrics count: the status the handler writes next
+// does. http.ResponseController.Flush says the writer cannot.
+func TestMetricsFlushThatCannotFlushLeavesTheStatus(t *testing.T) {
+	t.Parallel()
+	var controllerErr error
+	p := &fake{manifest: manifest("unflushed", "1.0.0"), routes: func(r chi.Router, _ *pluginhost.Host) {
+		r.Get("/controller", func(w http.ResponseWriter, r *http.Request) {
+			controllerErr = http.NewResponseController(w).Flush()
+			w.WriteHeader(http.StatusServiceUnavailable)
+		})
+		r.Get("/flusher", func(w http.ResponseWriter, r *http.Request) {
+			w.(http.Flusher).Flush()
+			w.WriteHeader(http.StatusTeapot)
+		})
+	}}
+	m := startSQLite(t, nil, p)
+	for path, want := range map[string]int{"/controller": http.StatusServiceUnavailable, "/flusher": http.StatusTeapot} {
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(plainWriter{rec}, httptest.NewRequest("GET", "/api/plugin/unflushed"+path, nil))
+		require.Equal(t, want, rec.Code, path)
+	}
+	require.ErrorIs(t, controllerErr, http.ErrNotSupported)
+	pm := metricsOf(t, m, "unflushed")
+	require.Equal(t, pluginhost.StatusClasses{ServerError: 1}, routeOf(t, pm, "/controller").Responses)
+	require.Equal(t, pluginhost.StatusClasses{ClientError: 1}, routeOf(t, pm, "/flusher").Responses)
+}
+
 // A panic in a handler counts as a panic and a 5xx of its route; the trip
 // of the breaker it causes counts once; the counters survive the Enable
 // that follows.
