@@ -250,11 +250,16 @@ func (p plainWriter) WriteHeader(code int)        { p.w.WriteHeader(code) }
 
 // On a writer that cannot flush, a flush writes nothing, so it does not
 // decide the status the metrics count: the status the handler writes next
-// does. http.ResponseController.Flush says the writer cannot.
+// does. http.ResponseController.Flush says the writer cannot, and so does
+// Hijack, which the metrics' writer always offers.
 func TestMetricsFlushThatCannotFlushLeavesTheStatus(t *testing.T) {
 	t.Parallel()
-	var controllerErr error
+	var controllerErr, hijackErr error
 	p := &fake{manifest: manifest("unflushed", "1.0.0"), routes: func(r chi.Router, _ *pluginhost.Host) {
+		r.Get("/hijack", func(w http.ResponseWriter, r *http.Request) {
+			_, _, hijackErr = w.(http.Hijacker).Hijack()
+			w.WriteHeader(http.StatusBadGateway)
+		})
 		r.Get("/controller", func(w http.ResponseWriter, r *http.Request) {
 			controllerErr = http.NewResponseController(w).Flush()
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -265,13 +270,17 @@ func TestMetricsFlushThatCannotFlushLeavesTheStatus(t *testing.T) {
 		})
 	}}
 	m := startSQLite(t, nil, p)
-	for path, want := range map[string]int{"/controller": http.StatusServiceUnavailable, "/flusher": http.StatusTeapot} {
+	for path, want := range map[string]int{
+		"/controller": http.StatusServiceUnavailable, "/flusher": http.StatusTeapot, "/hijack": http.StatusBadGateway,
+	} {
 		rec := httptest.NewRecorder()
 		m.Handler().ServeHTTP(plainWriter{rec}, httptest.NewRequest("GET", "/api/plugin/unflushed"+path, nil))
 		require.Equal(t, want, rec.Code, path)
 	}
 	require.ErrorIs(t, controllerErr, http.ErrNotSupported)
+	require.ErrorIs(t, hijackErr, http.ErrNotSupported)
 	pm := metricsOf(t, m, "unflushed")
+	require.Equal(t, pluginhost.StatusClasses{ServerError: 1}, routeOf(t, pm, "/hijack").Responses)
 	require.Equal(t, pluginhost.StatusClasses{ServerError: 1}, routeOf(t, pm, "/controller").Responses)
 	require.Equal(t, pluginhost.StatusClasses{ClientError: 1}, routeOf(t, pm, "/flusher").Responses)
 }
