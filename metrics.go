@@ -3,7 +3,9 @@ package pluginhost
 import (
 	"bufio"
 	"cmp"
+	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -389,12 +391,26 @@ func (pm *pluginMetrics) routeIndex(routes []RouteInfo, prefix string) map[strin
 		}
 		idx[pattern] = rs
 	}
-	for pattern, rs := range idx {
-		if joined := chiPattern(pattern); joined != pattern {
-			if _, taken := idx[joined]; !taken {
-				idx[joined] = rs
+	// The other names chi reports for a route: joined (a sub-router's), and
+	// for a handler mounted with Mount, which chi.Walk lists as "/static/*"
+	// only, its mount point with and without the slash ("/static",
+	// "/static/"), which chi routes to it under those patterns. A pattern
+	// the plugin registered itself keeps its own counters.
+	aliases := make(map[string]*routeStats)
+	for _, pattern := range slices.Sorted(maps.Keys(idx)) { // the first pattern wins a name
+		rs := idx[pattern]
+		names := []string{chiPattern(pattern)}
+		if mountPoint, ok := strings.CutSuffix(pattern, "/*"); ok {
+			names = append(names, mountPoint+"/", mountPoint, chiPattern(mountPoint+"/"), chiPattern(mountPoint))
+		}
+		for _, name := range names {
+			if _, taken := idx[name]; !taken && aliases[name] == nil && name != "" {
+				aliases[name] = rs
 			}
 		}
+	}
+	for name, rs := range aliases {
+		idx[name] = rs
 	}
 	return idx
 }
@@ -556,10 +572,11 @@ func (w *responseWriter) Flush() { _ = w.FlushError() }
 // FlushError flushes the wrapped writer, as http.ResponseController.Flush
 // does, with its error (wrapping http.ErrNotSupported when it cannot).
 func (w *responseWriter) FlushError() error {
-	if w.status == 0 {
-		w.status = http.StatusOK // flushing writes the header
+	err := http.NewResponseController(w.w).Flush()
+	if w.status == 0 && !errors.Is(err, http.ErrNotSupported) {
+		w.status = http.StatusOK // flushing wrote the header
 	}
-	return http.NewResponseController(w.w).Flush()
+	return err
 }
 
 // Hijack implements http.Hijacker, as http.ResponseController.Hijack does.

@@ -138,6 +138,37 @@ func TestMetricsCountResponsesByStatusClassAndRoute(t *testing.T) {
 	require.Zero(t, pm.InFlight)
 }
 
+// A handler that is not a chi router, mounted with Mount (a file server),
+// is served at its mount point too, with and without the trailing slash:
+// chi reports those requests under the patterns "/static" and "/static/",
+// which chi.Walk does not list, and they count on the mounted route, not as
+// unmatched. A route the plugin registers at such a pattern itself keeps
+// its own counters.
+func TestMetricsCountMountedHandlerAtItsMountPoint(t *testing.T) {
+	t.Parallel()
+	files := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusAccepted) })
+	p := &fake{manifest: manifest("files", "1.0.0"), routes: func(r chi.Router, _ *pluginhost.Host) {
+		r.Mount("/static", files)
+		r.Route("/api", func(r chi.Router) { r.Mount("/blobs", files) })
+		r.Get("/own", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusCreated) })
+		r.Mount("/own/", files)
+	}}
+	m := startSQLite(t, nil, p)
+	h := m.Handler()
+	for _, path := range []string{"/static", "/static/", "/static/a.css", "/api/blobs", "/api/blobs/", "/api/blobs/1"} {
+		require.Equal(t, http.StatusAccepted, serve(t, h, "GET", "/api/plugin/files"+path, "").Code, path)
+	}
+	require.Equal(t, http.StatusCreated, serve(t, h, "GET", "/api/plugin/files/own", "").Code)
+	require.Equal(t, http.StatusAccepted, serve(t, h, "GET", "/api/plugin/files/own/x", "").Code)
+
+	pm := metricsOf(t, m, "files")
+	require.Equal(t, pluginhost.StatusClasses{}, pm.Unmatched.Responses, "nothing unmatched")
+	require.Equal(t, pluginhost.StatusClasses{Success: 3}, routeOf(t, pm, "/static/*").Responses)
+	require.Equal(t, pluginhost.StatusClasses{Success: 3}, routeOf(t, pm, "/api/blobs/*").Responses)
+	require.Equal(t, pluginhost.StatusClasses{Success: 1}, routeOf(t, pm, "/own").Responses)
+	require.Equal(t, pluginhost.StatusClasses{Success: 1}, routeOf(t, pm, "/own/*").Responses)
+}
+
 // A handler that hijacks the connection (a WebSocket upgrade) reaches the
 // server's Hijacker through the metrics' ResponseWriter, and counts as 1xx.
 func TestMetricsHijackedConnectionCountsAsInformational(t *testing.T) {
@@ -207,6 +238,51 @@ func TestMetricsWriterKeepsFlushAndResponseController(t *testing.T) {
 	require.NoError(t, <-controllerErr) // SetWriteDeadline: only the server's writer has it
 	require.NoError(t, <-controllerErr)
 	close(release)
+}
+
+// plainWriter is a ResponseWriter that cannot flush or hijack, as a
+// host's middleware may pass to the Manager's Handler.
+type plainWriter struct{ w http.ResponseWriter }
+
+func (p plainWriter) Header() http.Header         { return p.w.Header() }
+func (p plainWriter) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p plainWriter) WriteHeader(code int)        { p.w.WriteHeader(code) }
+
+// On a writer that cannot flush, a flush writes nothing, so it does not
+// decide the status the metrics count: the status the handler writes next
+// does. http.ResponseController.Flush says the writer cannot, and so does
+// Hijack, which the metrics' writer always offers.
+func TestMetricsFlushThatCannotFlushLeavesTheStatus(t *testing.T) {
+	t.Parallel()
+	var controllerErr, hijackErr error
+	p := &fake{manifest: manifest("unflushed", "1.0.0"), routes: func(r chi.Router, _ *pluginhost.Host) {
+		r.Get("/hijack", func(w http.ResponseWriter, r *http.Request) {
+			_, _, hijackErr = w.(http.Hijacker).Hijack()
+			w.WriteHeader(http.StatusBadGateway)
+		})
+		r.Get("/controller", func(w http.ResponseWriter, r *http.Request) {
+			controllerErr = http.NewResponseController(w).Flush()
+			w.WriteHeader(http.StatusServiceUnavailable)
+		})
+		r.Get("/flusher", func(w http.ResponseWriter, r *http.Request) {
+			w.(http.Flusher).Flush()
+			w.WriteHeader(http.StatusTeapot)
+		})
+	}}
+	m := startSQLite(t, nil, p)
+	for path, want := range map[string]int{
+		"/controller": http.StatusServiceUnavailable, "/flusher": http.StatusTeapot, "/hijack": http.StatusBadGateway,
+	} {
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(plainWriter{rec}, httptest.NewRequest("GET", "/api/plugin/unflushed"+path, nil))
+		require.Equal(t, want, rec.Code, path)
+	}
+	require.ErrorIs(t, controllerErr, http.ErrNotSupported)
+	require.ErrorIs(t, hijackErr, http.ErrNotSupported)
+	pm := metricsOf(t, m, "unflushed")
+	require.Equal(t, pluginhost.StatusClasses{ServerError: 1}, routeOf(t, pm, "/hijack").Responses)
+	require.Equal(t, pluginhost.StatusClasses{ServerError: 1}, routeOf(t, pm, "/controller").Responses)
+	require.Equal(t, pluginhost.StatusClasses{ClientError: 1}, routeOf(t, pm, "/flusher").Responses)
 }
 
 // A panic in a handler counts as a panic and a 5xx of its route; the trip

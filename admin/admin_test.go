@@ -192,6 +192,9 @@ func TestAuthorizeWrapsEveryRoute(t *testing.T) {
 		{"GET", "/events", ""},
 		{"GET", "/nav", ""},
 		{"GET", "/metrics", ""},
+		{"GET", "/plan", ""},
+		{"GET", "/plugins/notes/export", ""},
+		{"POST", "/plugins/notes/purge", `{"confirm":"notes"}`},
 		{"GET", "/no/such/path", ""},
 		{"DELETE", "/plugins", ""},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"slices"
 	"strings"
@@ -406,4 +407,52 @@ func TestMiddlewareTakesTheRemoteParent(t *testing.T) {
 	require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", spans[0].SpanContext().TraceID().String())
 	require.Equal(t, "00f067aa0ba902b7", spans[0].Parent().SpanID().String())
 	require.True(t, spans[0].Parent().IsRemote())
+}
+
+// plainWriter is a ResponseWriter that cannot flush.
+type plainWriter struct{ w http.ResponseWriter }
+
+func (p plainWriter) Header() http.Header         { return p.w.Header() }
+func (p plainWriter) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p plainWriter) WriteHeader(code int)        { p.w.WriteHeader(code) }
+
+// Through the middleware's writer, http.ResponseController.Flush flushes
+// the writer below, or says it cannot (http.ErrNotSupported); a flush that
+// could not write the header leaves the span's status code to the status
+// the handler writes next.
+func TestMiddlewareKeepsFlushErrors(t *testing.T) {
+	t.Parallel()
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	var flushErr error
+	h := pluginotel.Middleware(tp)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		flushErr = http.NewResponseController(w).Flush()
+		if r.URL.Path == "/flusher" {
+			w.(http.Flusher).Flush()
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(plainWriter{rec}, httptest.NewRequest("GET", "/controller", nil))
+	require.ErrorIs(t, flushErr, http.ErrNotSupported)
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(plainWriter{rec}, httptest.NewRequest("GET", "/flusher", nil))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	spans := sr.Ended()
+	require.Len(t, spans, 2)
+	for _, s := range spans {
+		v, _ := attrOf(s, pluginotel.AttrStatusCode)
+		require.Equal(t, int64(http.StatusServiceUnavailable), v.AsInt64())
+		require.Equal(t, codes.Error, s.Status().Code)
+	}
+
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/controller", nil))
+	require.NoError(t, flushErr)
+	require.True(t, rec.Flushed)
+	require.Equal(t, http.StatusOK, rec.Code, "the flush sent the header")
+	v, _ := attrOf(sr.Ended()[2], pluginotel.AttrStatusCode)
+	require.Equal(t, int64(http.StatusOK), v.AsInt64())
 }

@@ -3,6 +3,7 @@ package pluginotel
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -88,8 +89,8 @@ func HookObserver(tp trace.TracerProvider) func(ctx context.Context, plugin, hoo
 	}
 }
 
-// statusWriter notes the status code written. Flush, Hijack and ReadFrom
-// go to the writer it wraps, and Unwrap returns it, for
+// statusWriter notes the status code written. Flush (FlushError), Hijack
+// and ReadFrom go to the writer it wraps, and Unwrap returns it, for
 // http.ResponseController.
 type statusWriter struct {
 	w      http.ResponseWriter
@@ -115,12 +116,18 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 // Unwrap returns the writer it wraps.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.w }
 
-// Flush implements http.Flusher.
-func (w *statusWriter) Flush() {
-	if w.status == 0 {
-		w.status = http.StatusOK
+// Flush implements http.Flusher; it does nothing when the wrapped writer
+// cannot flush.
+func (w *statusWriter) Flush() { _ = w.FlushError() }
+
+// FlushError flushes the wrapped writer, as http.ResponseController.Flush
+// does, with its error (wrapping http.ErrNotSupported when it cannot).
+func (w *statusWriter) FlushError() error {
+	err := http.NewResponseController(w.w).Flush()
+	if w.status == 0 && !errors.Is(err, http.ErrNotSupported) {
+		w.status = http.StatusOK // flushing wrote the header
 	}
-	_ = http.NewResponseController(w.w).Flush()
+	return err
 }
 
 // Hijack implements http.Hijacker.
