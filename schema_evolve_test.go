@@ -481,3 +481,34 @@ func TestRealDefaultChanged(t *testing.T) {
 		require.Equal(t, 1, e.count(`SELECT count(*) FROM p__m WHERE id = 4 AND w = 1.5 AND x = -0.25`))
 	})
 }
+
+// On SQLite a row written before ADD COLUMN holds no value for the column
+// and reads its default as the schema states it: a changed or dropped
+// default keeps the values the existing rows held (both dialects alike).
+func TestChangedDefaultKeepsTheValuesOfRowsOlderThanTheColumn(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		table := func(cols ...pluginhost.Column) pluginhost.Table {
+			return pluginhost.Table{Name: "m", Columns: append([]pluginhost.Column{{Name: "id", PrimaryKey: true}, {Name: "title"}}, cols...)}
+		}
+		boot := func(version string, cols ...pluginhost.Column) {
+			t.Helper()
+			m := e.start(e.config(tablesPlugin("p", version, nil, table(cols...))))
+			require.Equal(t, pluginhost.StateRunning, status(t, m, "p").State, status(t, m, "p").Reason)
+			require.NoError(t, m.Shutdown(t0()))
+		}
+		boot("1.0.0")
+		e.exec(`INSERT INTO p__m (title) VALUES ('a')`)
+		boot("1.1.0", pluginhost.Column{Name: "color", Default: "red"}, pluginhost.Column{Name: "size", Type: pluginhost.Integer})
+		e.exec(`INSERT INTO p__m (title) VALUES ('b')`)
+		values := `SELECT title || '|' || COALESCE(color, '-') || '|' || COALESCE(CAST(size AS TEXT), '-') FROM p__m ORDER BY id`
+		require.Equal(t, []string{"a|red|-", "b|red|-"}, e.strings(values))
+
+		boot("1.2.0", pluginhost.Column{Name: "color", Default: "blue"}, pluginhost.Column{Name: "size", Type: pluginhost.Integer, Default: 3})
+		require.Equal(t, []string{"a|red|-", "b|red|-"}, e.strings(values), "a changed default changes no row")
+		boot("1.3.0", pluginhost.Column{Name: "color"}, pluginhost.Column{Name: "size", Type: pluginhost.Integer, Default: 3})
+		require.Equal(t, []string{"a|red|-", "b|red|-"}, e.strings(values), "a dropped default changes no row")
+		e.exec(`INSERT INTO p__m (title) VALUES ('c')`)
+		require.Equal(t, []string{"a|red|-", "b|red|-", "c|-|3"}, e.strings(values))
+	})
+}
