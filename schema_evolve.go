@@ -103,8 +103,41 @@ func (pl *schemaPlan) planEvolutions(id string, tables []sqlgen.Resolved, l migr
 	}
 	slices.Sort(gone)
 	for _, name := range gone {
+		if from, kept := strings.CutPrefix(l[id][tableVersion(name)].Checksum, keptTablePrefix); kept {
+			pl.warnings = append(pl.warnings, keptTableWarning(name, from))
+			continue
+		}
 		pl.evolve = append(pl.evolve, &tableEvolution{name: name, physical: tablePrefix(id) + name, old: l[id][tableVersion(name)]})
 	}
+}
+
+// keptTablePrefix starts the ledger checksum of a table that a downgrade
+// Config.AllowDowngrade let through left in place while the lower version
+// does not declare it; the recorded definition stays the higher version's,
+// so that declaring the table again compares it with what it was.
+const keptTablePrefix = "kept-by-downgrade-from:"
+
+func keptTableWarning(name, from string) string {
+	return fmt.Sprintf("table %q is not declared by this version; it was left in place with its data by the downgrade from %s", name, from)
+}
+
+// keepTables makes an allowed downgrade change no table: the lower
+// version boots on the tables as the higher one left them. A table it
+// declares differently is recorded with its declaration (the next boot
+// has nothing to do; an upgrade again compares the declaration with the
+// catalog, which holds what the higher version made) and a table it no
+// longer declares is marked kept; both are warnings.
+func (pl *schemaPlan) keepTables(id string, st *versionStep) {
+	for _, ev := range pl.evolve {
+		if ev.t == nil {
+			pl.entries = append(pl.entries, migrate.Entry{Line: id, Version: tableVersion(ev.name), Checksum: keptTablePrefix + st.from, Definition: ev.old.Definition})
+			pl.warnings = append(pl.warnings, keptTableWarning(ev.name, st.from))
+			continue
+		}
+		pl.entries = append(pl.entries, migrate.Entry{Line: id, Version: tableVersion(ev.name), Checksum: ev.t.Checksum, Definition: ev.t.Canonical})
+		pl.warnings = append(pl.warnings, fmt.Sprintf("table %q is declared differently by this version; the downgrade from %s kept it as it is", ev.name, st.from))
+	}
+	pl.evolve = nil
 }
 
 // resolve plans each evolving table from its catalog on q, runs the

@@ -450,3 +450,65 @@ func TestDefaultChangedAndIndexDropped(t *testing.T) {
 		require.Equal(t, []string{"a|0|-", "b|7|none"}, e.strings(`SELECT title || '|' || rank || '|' || COALESCE(code, '-') FROM p__items ORDER BY id`))
 	})
 }
+
+// A real default with a fraction or an exponent (1.5, -0.25, 1e-05) is one
+// literal: on SQLite the edit of the CREATE statement replaces all of it.
+func TestRealDefaultChanged(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		table := func(w, x float64) pluginhost.Table {
+			return pluginhost.Table{Name: "m", Columns: []pluginhost.Column{
+				{Name: "id", PrimaryKey: true},
+				{Name: "w", Type: pluginhost.Real, NotNull: true, Default: w},
+				{Name: "x", Type: pluginhost.Real, Default: x},
+			}}
+		}
+		e.start(e.config(tablesPlugin("p", "1.0.0", nil, table(1.5, -0.25))))
+		e.exec(`INSERT INTO p__m (w, x) VALUES (3, 4)`)
+		e.exec(`INSERT INTO p__m (id) VALUES (2)`)
+		m := e.start(e.config(tablesPlugin("p", "1.1.0", nil, table(2.5, 1e-05))))
+		st := status(t, m, "p")
+		require.Equal(t, pluginhost.StateRunning, st.State, st.Reason)
+		e.exec(`INSERT INTO p__m (id) VALUES (3)`)
+		require.Equal(t, 1, e.count(`SELECT count(*) FROM p__m WHERE id = 1 AND w = 3 AND x = 4`))
+		require.Equal(t, 1, e.count(`SELECT count(*) FROM p__m WHERE id = 2 AND w = 1.5 AND x = -0.25`))
+		require.Equal(t, 1, e.count(`SELECT count(*) FROM p__m WHERE id = 3 AND w = 2.5 AND x = 0.00001`))
+
+		// And back, with nothing left to do on the boot after.
+		m = e.start(e.config(tablesPlugin("p", "1.2.0", nil, table(1.5, -0.25))))
+		require.Equal(t, pluginhost.StateRunning, status(t, m, "p").State, status(t, m, "p").Reason)
+		e.exec(`INSERT INTO p__m (id) VALUES (4)`)
+		require.Equal(t, 1, e.count(`SELECT count(*) FROM p__m WHERE id = 4 AND w = 1.5 AND x = -0.25`))
+	})
+}
+
+// On SQLite a row written before ADD COLUMN holds no value for the column
+// and reads its default as the schema states it: a changed or dropped
+// default keeps the values the existing rows held (both dialects alike).
+func TestChangedDefaultKeepsTheValuesOfRowsOlderThanTheColumn(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		table := func(cols ...pluginhost.Column) pluginhost.Table {
+			return pluginhost.Table{Name: "m", Columns: append([]pluginhost.Column{{Name: "id", PrimaryKey: true}, {Name: "title"}}, cols...)}
+		}
+		boot := func(version string, cols ...pluginhost.Column) {
+			t.Helper()
+			m := e.start(e.config(tablesPlugin("p", version, nil, table(cols...))))
+			require.Equal(t, pluginhost.StateRunning, status(t, m, "p").State, status(t, m, "p").Reason)
+			require.NoError(t, m.Shutdown(t0()))
+		}
+		boot("1.0.0")
+		e.exec(`INSERT INTO p__m (title) VALUES ('a')`)
+		boot("1.1.0", pluginhost.Column{Name: "color", Default: "red"}, pluginhost.Column{Name: "size", Type: pluginhost.Integer})
+		e.exec(`INSERT INTO p__m (title) VALUES ('b')`)
+		values := `SELECT title || '|' || COALESCE(color, '-') || '|' || COALESCE(CAST(size AS TEXT), '-') FROM p__m ORDER BY id`
+		require.Equal(t, []string{"a|red|-", "b|red|-"}, e.strings(values))
+
+		boot("1.2.0", pluginhost.Column{Name: "color", Default: "blue"}, pluginhost.Column{Name: "size", Type: pluginhost.Integer, Default: 3})
+		require.Equal(t, []string{"a|red|-", "b|red|-"}, e.strings(values), "a changed default changes no row")
+		boot("1.3.0", pluginhost.Column{Name: "color"}, pluginhost.Column{Name: "size", Type: pluginhost.Integer, Default: 3})
+		require.Equal(t, []string{"a|red|-", "b|red|-"}, e.strings(values), "a dropped default changes no row")
+		e.exec(`INSERT INTO p__m (title) VALUES ('c')`)
+		require.Equal(t, []string{"a|red|-", "b|red|-", "c|-|3"}, e.strings(values))
+	})
+}

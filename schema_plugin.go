@@ -392,6 +392,9 @@ func planSchema(id string, decl *declaration, l migrate.Ledger, devMode bool) (*
 	if step != nil {
 		plan.version = step
 		plan.entries = append(plan.entries, step.entry(id))
+		if step.downgrade {
+			plan.keepTables(id, step)
+		}
 	}
 	return plan, nil
 }

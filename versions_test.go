@@ -240,3 +240,64 @@ func TestTxlessInstallAndUpgradeAreWarnings(t *testing.T) {
 		require.NotContains(t, e.ledger("txless"), "hook:install")
 	})
 }
+
+// A downgrade Config.AllowDowngrade lets through boots the lower version on
+// the tables as the higher one left them, even when that one added a
+// column, an index and a table: nothing is altered or refused, the tables
+// are warnings, the next boot has nothing to do, and upgrading again finds
+// its tables as it made them.
+func TestAllowedDowngradeKeepsTheHigherVersionsTables(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		v1 := itemsV1()
+		v2 := itemsV1()
+		v2.Columns = append(v2.Columns, pluginhost.Column{Name: "note"})
+		v2.Indexes = []pluginhost.Index{{Columns: []string{"rank"}}}
+		extra := pluginhost.Table{Name: "extra", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}, {Name: "v"}}}
+		boot := func(cfg pluginhost.Config) pluginhost.PluginStatus {
+			t.Helper()
+			m := e.start(cfg)
+			st := status(t, m, "p")
+			require.Equal(t, pluginhost.StateRunning, st.State, st.Reason)
+			require.NoError(t, m.Shutdown(context.Background()))
+			return st
+		}
+		boot(e.config(tablesPlugin("p", "1.0.0", nil, v1)))
+		boot(e.config(tablesPlugin("p", "1.1.0", nil, v2, extra)))
+		e.exec(`INSERT INTO p__items (title, note) VALUES ('a', 'n')`)
+		e.exec(`INSERT INTO p__extra (v) VALUES ('x')`)
+		indexes := e.indexes("p__items")
+		require.Contains(t, indexes, "p__items__ix_rank")
+
+		down := e.config(tablesPlugin("p", "1.0.0", nil, v1))
+		down.AllowDowngrade = []string{"p"}
+		cfg, logs := withLogs(down)
+		st := boot(cfg)
+		require.Empty(t, logLines(logs, "applied a schema change"), "a downgrade changes no table")
+		require.Contains(t, st.Warnings, `table "items" is declared differently by this version; the downgrade from 1.1.0 kept it as it is`)
+		require.Contains(t, st.Warnings, `table "extra" is not declared by this version; it was left in place with its data by the downgrade from 1.1.0`)
+		require.Equal(t, "1.0.0", e.ledger("p")["manifest-version"])
+		require.Equal(t, []string{"a|n"}, e.strings(`SELECT title || '|' || note FROM p__items`))
+		require.Equal(t, []string{"x"}, e.strings(`SELECT v FROM p__extra`))
+		require.Equal(t, indexes, e.indexes("p__items"))
+
+		// The next boot of 1.0.0 has nothing to do, and says the same.
+		before := e.ledgerDump()
+		cfg, logs = withLogs(down)
+		st = boot(cfg)
+		require.Equal(t, before, e.ledgerDump())
+		require.Empty(t, logLines(logs, "applied a schema change"))
+		require.Contains(t, st.Warnings, `table "extra" is not declared by this version; it was left in place with its data by the downgrade from 1.1.0`)
+
+		// Up again to 1.2.0 with 1.1.0's tables: they are as it made them.
+		cfg, logs = withLogs(e.config(tablesPlugin("p", "1.2.0", nil, v2, extra)))
+		st = boot(cfg)
+		require.Empty(t, logLines(logs, "applied a schema change"))
+		require.Empty(t, st.Warnings)
+		require.Equal(t, []string{"a|n"}, e.strings(`SELECT title || '|' || note FROM p__items`))
+		require.Equal(t, []string{"x"}, e.strings(`SELECT v FROM p__extra`))
+		before = e.ledgerDump()
+		boot(e.config(tablesPlugin("p", "1.2.0", nil, v2, extra)))
+		require.Equal(t, before, e.ledgerDump(), "a warm boot after")
+	})
+}

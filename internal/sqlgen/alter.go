@@ -506,7 +506,15 @@ func (e *evolver) setDefault(c *ResolvedColumn) {
 	case e.d == Postgres:
 		alt.Steps = sqlSteps([]string{"ALTER TABLE " + e.tbl() + " ALTER COLUMN " + Quote(c.Name) + " SET DEFAULT " + expr})
 	default:
-		alt.Steps = []Step{{Table: e.t.Physical, Edit: &Edit{Column: c.Name, SetDefault: true, Default: expr}}}
+		// A row written before the column was added by ADD COLUMN holds no
+		// value for it: SQLite reads the column's default as the schema
+		// states it now, so editing the default would change what such
+		// rows hold. Rewriting every row first stores the value each one
+		// reads, and the edit changes no row.
+		alt.Steps = []Step{
+			{SQL: "UPDATE " + e.tbl() + " SET " + Quote(c.Name) + " = " + Quote(c.Name)},
+			{Table: e.t.Physical, Edit: &Edit{Column: c.Name, SetDefault: true, Default: expr}},
+		}
 	}
 	e.add(alt)
 }

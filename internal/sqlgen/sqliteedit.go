@@ -50,8 +50,8 @@ type sqlToken struct {
 }
 
 // sqliteTokens splits an SQLite statement into tokens, skipping blanks
-// and comments: words, numbers, quoted strings and identifiers ('…', "…",
-// `…`, […]) and single punctuation characters.
+// and comments: words, numbers (1.5 and 1e-05 included), quoted strings
+// and identifiers ('…', "…", `…`, […]) and single punctuation characters.
 func sqliteTokens(q string) ([]sqlToken, error) {
 	var toks []sqlToken
 	for i := 0; i < len(q); {
@@ -97,6 +97,15 @@ func sqliteTokens(q string) ([]sqlToken, error) {
 				return nil, fmt.Errorf("unterminated bracket at byte %d", i)
 			}
 			i += end + 1
+		case c >= '0' && c <= '9' || c == '.' && i+1 < len(q) && q[i+1] >= '0' && q[i+1] <= '9':
+			// A numeric literal is one token: 1.5, .5, 1e-05, 0x1F.
+			hex := c == '0' && i+1 < len(q) && (q[i+1] == 'x' || q[i+1] == 'X')
+			for i < len(q) && (isWordByte(q[i]) || q[i] == '.') {
+				i++
+				if !hex && i+1 < len(q) && (q[i-1] == 'e' || q[i-1] == 'E') && (q[i] == '+' || q[i] == '-') {
+					i++
+				}
+			}
 		case isWordByte(c):
 			for i < len(q) && isWordByte(q[i]) {
 				i++
