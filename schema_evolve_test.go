@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pluginhost/pluginhost"
+	"github.com/pluginhost/pluginhost/internal/testdb"
 )
 
 // tablesPlugin is plugin id at version with the given tables and
@@ -510,5 +511,34 @@ func TestChangedDefaultKeepsTheValuesOfRowsOlderThanTheColumn(t *testing.T) {
 		require.Equal(t, []string{"a|red|-", "b|red|-"}, e.strings(values), "a dropped default changes no row")
 		e.exec(`INSERT INTO p__m (title) VALUES ('c')`)
 		require.Equal(t, []string{"a|red|-", "b|red|-", "c|-|3"}, e.strings(values))
+	})
+}
+
+// A migration that adds a self-referencing column without naming the
+// referenced column (REFERENCES t, its primary key), reconciled with a
+// declaration that says nodes.id: the catalog is read once for the table,
+// not again for each table it references, itself included.
+func TestReconcileASelfReferenceWithoutAColumn(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		v1 := pluginhost.Table{Name: "nodes", Columns: []pluginhost.Column{{Name: "id", PrimaryKey: true}, {Name: "title"}}}
+		e.start(e.config(tablesPlugin("p", "1.0.0", nil, v1)))
+		e.exec(`INSERT INTO p__nodes (title) VALUES ('root')`)
+
+		// 1.1.0 renames title to name (refused alone, so the migration
+		// runs first) and adds parent, referencing the table itself.
+		v2 := pluginhost.Table{Name: "nodes", Columns: []pluginhost.Column{
+			{Name: "id", PrimaryKey: true}, {Name: "name"},
+			{Name: "parent", Type: pluginhost.Integer, References: "nodes.id"},
+		}}
+		parentType := "INTEGER"
+		if e.dialect == testdb.Postgres {
+			parentType = "bigint"
+		}
+		migration := map[string]string{"0001_tree.sql": `ALTER TABLE p__nodes RENAME COLUMN title TO name;
+ALTER TABLE p__nodes ADD COLUMN parent ` + parentType + ` REFERENCES p__nodes`}
+		m := e.start(e.config(tablesPlugin("p", "1.1.0", migration, v2)))
+		require.Equal(t, pluginhost.StateRunning, status(t, m, "p").State, status(t, m, "p").Reason)
+		require.Equal(t, []string{"root"}, e.strings(`SELECT name FROM p__nodes`))
 	})
 }

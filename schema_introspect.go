@@ -137,15 +137,48 @@ func introspectSQLite(ctx context.Context, q queryer, phys string) (*sqlgen.Actu
 		if c := t.Column(f.from); c != nil {
 			ref := f.ref
 			if ref.Column == "" {
-				// REFERENCES t without a column: its primary key.
-				if parent, err := introspectSQLite(ctx, q, ref.Table); err == nil && parent != nil && len(parent.PrimaryKey) == 1 {
-					ref.Column = parent.PrimaryKey[0]
+				// REFERENCES t without a column: its primary key. Only the
+				// key is read, not the whole parent, whose own references
+				// may lead back here (the table itself, or a cycle).
+				key := t.PrimaryKey
+				if ref.Table != phys {
+					if key, err = sqlitePrimaryKey(ctx, q, ref.Table); err != nil {
+						return nil, err
+					}
+				}
+				if len(key) == 1 {
+					ref.Column = key[0]
 				}
 			}
 			c.References = &ref
 		}
 	}
 	return t, nil
+}
+
+// sqlitePrimaryKey returns the primary key columns of table phys, in key
+// order.
+func sqlitePrimaryKey(ctx context.Context, q queryer, phys string) ([]string, error) {
+	var (
+		cid, notNull, pk int
+		name, typ        string
+		dflt             sql.NullString
+	)
+	byPos := map[int]string{}
+	err := scanRows(ctx, q, `PRAGMA table_info(`+sqlgen.Quote(phys)+`)`, nil, []any{&cid, &name, &typ, &notNull, &dflt, &pk}, func() error {
+		if pk > 0 {
+			byPos[pk] = name
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	key := make([]string, 0, len(byPos))
+	for i := 1; i <= len(byPos); i++ {
+		key = append(key, byPos[i])
+	}
+	return key, nil
 }
 
 // onDeleteAction is a foreign key's ON DELETE action as declared.
