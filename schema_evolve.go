@@ -397,9 +397,11 @@ func editSQLiteTable(ctx context.Context, tx *sql.Tx, phys string, e sqlgen.Edit
 		{fmt.Sprintf(`PRAGMA schema_version = %d`, version+1), nil},
 		{`PRAGMA writable_schema = OFF`, nil},
 	}
-	for _, st := range steps {
+	for i, st := range steps {
 		if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
-			if st.args == nil && st.q != steps[0].q {
+			if i > 0 {
+				// A pragma the rollback does not undo: the connection
+				// goes back to the pool.
 				_, _ = tx.ExecContext(ctx, `PRAGMA writable_schema = OFF`)
 			}
 			return fmt.Errorf("edit sqlite_schema (%s): %w", e, err)
