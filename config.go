@@ -260,7 +260,7 @@ func (c *Config) validate() (*secret.Sealer, error) {
 	sealer := c.checkSecretKey(&errs)
 	c.checkMiddleware(&errs)
 	c.checkRequired(&errs)
-	c.checkAllowDowngrade(&errs)
+	c.checkIDs(&errs)
 	c.checkPermissions(&errs)
 	c.checkSandbox(&errs)
 	groups := c.checkCoreSettingGroups(&errs)
@@ -378,11 +378,18 @@ func (c *Config) checkRequired(errs *configErrors) {
 	}
 }
 
-// checkAllowDowngrade requires plugin ids in AllowDowngrade.
-func (c *Config) checkAllowDowngrade(errs *configErrors) {
-	for i, id := range c.AllowDowngrade {
-		if err := validateID(id); err != nil {
-			errs.add("AllowDowngrade[%d]: %w", i, err)
+// checkIDs requires plugin ids in the fields that list plugins by id for
+// a behaviour of their own (AllowDowngrade, Unsandboxed): a typo there
+// would silently leave the plugin without it.
+func (c *Config) checkIDs(errs *configErrors) {
+	for _, f := range []struct {
+		name string
+		ids  []string
+	}{{"AllowDowngrade", c.AllowDowngrade}, {"Unsandboxed", c.Unsandboxed}} {
+		for i, id := range f.ids {
+			if err := validateID(id); err != nil {
+				errs.add("%s[%d]: %w", f.name, i, err)
+			}
 		}
 	}
 }

@@ -301,3 +301,14 @@ func TestAllowedDowngradeKeepsTheHigherVersionsTables(t *testing.T) {
 		require.Equal(t, before, e.ledgerDump(), "a warm boot after")
 	})
 }
+
+// Config.Unsandboxed lists plugin ids too: one that is not an id is an
+// error naming the field and the entry, not a plugin silently left in the
+// sandbox.
+func TestUnsandboxedIsChecked(t *testing.T) {
+	t.Parallel()
+	db := testdb.OpenSQLite(t)
+	_, err := pluginhost.New(pluginhost.Config{DB: db, Registry: pluginhost.NewRegistry(), Unsandboxed: []string{"notes", "my_plugin"}})
+	require.ErrorContains(t, err, `pluginhost: Config.Unsandboxed[1]: "my_plugin" is not a valid plugin id`)
+	require.NotContains(t, err.Error(), "Unsandboxed[0]")
+}
