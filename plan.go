@@ -278,19 +278,11 @@ func storedSettingKeys(ctx context.Context, sess *schemaSession) (map[string]boo
 	if err != nil || !exists {
 		return keys, err
 	}
-	rows, err := sess.conn.QueryContext(ctx, `SELECT key FROM `+settingsTable)
-	if err != nil {
-		return nil, fmt.Errorf("read settings: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, fmt.Errorf("read settings: %w", err)
-		}
+	stored, err := storedKeys(ctx, sess.conn)
+	for _, k := range stored {
 		keys[k] = true
 	}
-	return keys, rows.Err()
+	return keys, err
 }
 
 // planSettings merges the settings of the core and of the plugins still

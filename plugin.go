@@ -240,7 +240,7 @@ func (h *Host) Logger() *slog.Logger { return h.logger }
 // only the plugin's own. The host's code reads and writes every setting
 // through [Manager.Settings].
 func (h *Host) Settings() PluginSettings {
-	return PluginSettings{s: h.settings, id: h.id, reads: h.manifest.Reads}
+	return PluginSettings{s: h.settings, id: h.id, manifest: h.manifest}
 }
 
 // PluginSettings is a plugin's view of the global settings, bound to the
@@ -256,9 +256,9 @@ func (h *Host) Settings() PluginSettings {
 // Reads do not allocate, like those of [Settings]; a PluginSettings is safe
 // for concurrent use.
 type PluginSettings struct {
-	s     *Settings
-	id    string
-	reads []ReadGrant // the manifest's, read-only
+	s        *Settings
+	id       string
+	manifest *Manifest // for its [[reads]] grants, read-only
 }
 
 // String returns the value of a string setting, as [Settings.String] does,
@@ -340,12 +340,11 @@ func (p PluginSettings) readable(key string) error {
 // granted reports whether the plugin's [[reads]] grant it key of plugin
 // owner.
 func (p PluginSettings) granted(owner, key string) bool {
-	for i := range p.reads {
-		if p.reads[i].Plugin == owner {
-			return slices.Contains(p.reads[i].Settings, key)
-		}
+	if p.manifest == nil {
+		return false
 	}
-	return false
+	g := p.manifest.readsOf(owner)
+	return g != nil && slices.Contains(g.Settings, key)
 }
 
 // ownerName names a setting's owner in messages.

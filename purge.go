@@ -120,7 +120,7 @@ func (m *Manager) readersOf(id string) []string {
 		if q.id == id || q.manifest == nil {
 			continue
 		}
-		if slices.ContainsFunc(q.manifest.Reads, func(g ReadGrant) bool { return g.Plugin == id }) {
+		if q.manifest.readsOf(id) != nil {
 			out = append(out, fmt.Sprintf("%q", q.id))
 		}
 	}

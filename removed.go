@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -136,7 +135,7 @@ func (m *Manager) readRemoved(ctx context.Context, s *schemaSession) error {
 // tables, and returns its declared name.
 func ownTable(id, phys string) (string, bool) {
 	owner, table, ok := sqlgen.SplitPhysical(phys)
-	if !ok || owner != strings.ReplaceAll(id, "-", "_") {
+	if !ok || owner+"__" != tablePrefix(id) {
 		return "", false
 	}
 	return table, true
