@@ -2,7 +2,6 @@ package admin
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/pluginhost/pluginhost"
 )
@@ -38,7 +37,7 @@ func navItems(m *pluginhost.Manager) []NavItem {
 		if st.State != pluginhost.StateRunning {
 			continue
 		}
-		base := strings.TrimSuffix(pluginhost.PluginPathPrefix, "/") + "/" + st.ID + pluginhost.ConsolePath
+		base := pluginhost.PluginPathPrefix + st.ID + pluginhost.ConsolePath
 		if !servesConsole(st, base) {
 			continue
 		}

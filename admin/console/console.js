@@ -189,7 +189,7 @@
     markCurrent(hash);
     say("");
     try {
-      await refreshNav();
+      if (view !== views.plugins) await refreshNav(); // the plugins page refreshes it itself
       await view(rest.join("/"));
     } catch (e) { failed(e); }
   }
@@ -277,14 +277,9 @@
 
   function stateBadge(s) { return el("span", { class: "badge state-" + s, "data-state": s }, s); }
 
-  // metricsOf finds a plugin's metrics: in its status, or in GET /metrics
-  // ({"plugins": {id: {...}}} or {"plugins": [{id, ...}]}).
+  // metricsOf finds a plugin's metrics in GET /metrics ({"plugins": [...]}).
   function metricsOf(st, metrics) {
-    if (st.metrics) return st.metrics;
-    if (!metrics) return null;
-    const p = metrics.plugins || metrics;
-    if (Array.isArray(p)) return p.find((x) => x.id === st.id || x.plugin === st.id) || null;
-    return p[st.id] || null;
+    return (metrics && metrics.plugins || []).find((x) => x.plugin === st.id) || null;
   }
 
   // Fields of a status shown by the card itself; the others are shown
@@ -348,7 +343,7 @@
       const now = await api("POST", "/plugins/" + encodeURIComponent(st.id) + (running ? "/disable" : "/enable"));
       say(name + " is " + now.state + (now.reason ? " (" + now.reason + ")" : "") + ".");
     } catch (e) { failed(e); }
-    try { await refreshNav(); if (current === "plugins") await views.plugins(); } catch (e) { failed(e); }
+    try { if (current === "plugins") await views.plugins(); else await refreshNav(); } catch (e) { failed(e); }
     const b = $("#toggle-" + CSS.escape(st.id));
     if (b) b.focus();
   }
