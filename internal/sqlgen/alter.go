@@ -320,12 +320,7 @@ func (e *evolver) sqliteAddColumn(c *ResolvedColumn) []Step {
 	var fk string
 	if c.References != nil && bare.Default != nil {
 		// Added by an edit after the column.
-		var b strings.Builder
-		b.WriteString(" REFERENCES " + Quote(c.References.Physical) + " (" + Quote(c.References.Column) + ")")
-		if c.OnDelete != "" {
-			b.WriteString(" ON DELETE " + strings.ToUpper(c.OnDelete))
-		}
-		fk = b.String()
+		fk = referencesClause(c)
 		bare.References = nil
 	}
 	var b strings.Builder
@@ -405,10 +400,7 @@ func (e *evolver) reference(c *ResolvedColumn, ac *ActualColumn) {
 		return
 	case ref != nil && aref == nil:
 		alt := Alteration{Change: fmt.Sprintf("column %q: references none → %s", c.Name, ref.Table+"."+ref.Column)}
-		clause := " REFERENCES " + Quote(ref.Physical) + " (" + Quote(ref.Column) + ")"
-		if c.OnDelete != "" {
-			clause += " ON DELETE " + strings.ToUpper(c.OnDelete)
-		}
+		clause := referencesClause(c)
 		if e.d == Postgres {
 			alt.Steps = sqlSteps([]string{"ALTER TABLE " + e.tbl() + " ADD FOREIGN KEY (" + Quote(c.Name) + ")" + clause})
 		} else {
@@ -438,10 +430,7 @@ func (e *evolver) reference(c *ResolvedColumn, ac *ActualColumn) {
 			}
 			sql = "ALTER TABLE " + e.tbl() + " DROP CONSTRAINT " + Quote(name)
 			if ref != nil {
-				sql += ";\nALTER TABLE " + e.tbl() + " ADD FOREIGN KEY (" + Quote(c.Name) + ") REFERENCES " + Quote(ref.Physical) + " (" + Quote(ref.Column) + ")"
-				if c.OnDelete != "" {
-					sql += " ON DELETE " + strings.ToUpper(c.OnDelete)
-				}
+				sql += ";\nALTER TABLE " + e.tbl() + " ADD FOREIGN KEY (" + Quote(c.Name) + ")" + referencesClause(c)
 			}
 		} else {
 			sql = e.rebuildSQL("")

@@ -105,17 +105,22 @@ func writeColumn(b *strings.Builder, d Dialect, types map[string]string, c *Reso
 		b.WriteString(" DEFAULT ")
 		b.WriteString(literal(d, c.Default))
 	}
-	if ref := c.References; ref != nil {
-		b.WriteString(" REFERENCES ")
-		b.WriteString(Quote(ref.Physical))
-		b.WriteString(" (")
-		b.WriteString(Quote(ref.Column))
-		b.WriteByte(')')
-		if c.OnDelete != "" {
-			b.WriteString(" ON DELETE ")
-			b.WriteString(strings.ToUpper(c.OnDelete))
-		}
+	b.WriteString(referencesClause(c))
+}
+
+// referencesClause is a column's foreign key, " REFERENCES "t" ("col") [ON
+// DELETE …]", or "" when it has none: in CREATE TABLE, and in the DDL of a
+// schema change.
+func referencesClause(c *ResolvedColumn) string {
+	ref := c.References
+	if ref == nil {
+		return ""
 	}
+	clause := " REFERENCES " + Quote(ref.Physical) + " (" + Quote(ref.Column) + ")"
+	if c.OnDelete != "" {
+		clause += " ON DELETE " + strings.ToUpper(c.OnDelete)
+	}
+	return clause
 }
 
 // DropTable returns the statement that drops the table and its indexes if
