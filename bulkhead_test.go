@@ -215,3 +215,36 @@ func TestMaxConnsDefault(t *testing.T) {
 		require.NoError(t, err)
 	})
 }
+
+// A Row scanned twice gives its connection back once: the second Scan is
+// an error, and the plugin still holds no more than Config.MaxConns.
+func TestRowScannedTwiceReleasesOnce(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		var host *pluginhost.Host
+		p := &fake{manifest: manifest("one", "1.0.0"), init: func(_ context.Context, h *pluginhost.Host) error {
+			host = h
+			return nil
+		}}
+		cfg := e.config(p)
+		cfg.MaxConns = 2
+		e.start(cfg)
+		db := host.DB()
+		ctx := context.Background()
+
+		tx1, err := db.BeginTx(ctx, nil)
+		require.NoError(t, err)
+		row := db.QueryRowContext(ctx, "SELECT 1")
+		var one int
+		require.NoError(t, row.Scan(&one))
+		require.Error(t, row.Scan(&one), "a row scans once")
+
+		tx2, err := db.BeginTx(ctx, nil)
+		require.NoError(t, err)
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		_, err = db.ExecContext(short, "SELECT 1")
+		require.ErrorIs(t, err, context.DeadlineExceeded, "both connections are the transactions'")
+		require.NoError(t, tx1.Rollback())
+		require.NoError(t, tx2.Rollback())
+	})
+}

@@ -386,7 +386,7 @@ func (d *DB) QueryRowContext(ctx context.Context, query string, args ...any) *Ro
 		d.releaseAfter(conn)
 		return &Row{err: d.explain(query, err, g)}
 	}
-	return &Row{rows: rows, conn: conn, db: d, query: query}
+	return &Row{rows: rows, conn: conn, db: d, query: query, guard: g}
 }
 
 // Row is the result of [DB.QueryRowContext] and [Tx.QueryRowContext]:
@@ -419,20 +419,29 @@ func (r *Row) Scan(dest ...any) error {
 		return err
 	case r.err != nil:
 		return r.err
+	case r.conn == nil:
+		return errRowScanned
 	}
-	defer r.db.releaseAfter(r.conn)
+	// The connection goes back once, by the first Scan.
+	conn := r.conn
+	r.conn = nil
+	defer r.db.releaseAfter(conn)
 	defer r.rows.Close()
 	if !r.rows.Next() {
 		if err := r.rows.Err(); err != nil {
-			return err
+			return r.db.explain(r.query, err, r.guard)
 		}
 		return sql.ErrNoRows
 	}
 	if err := r.rows.Scan(dest...); err != nil {
-		return err
+		return r.db.explain(r.query, err, r.guard)
 	}
 	return r.rows.Close()
 }
+
+// errRowScanned is a Row's second Scan, on a connection of its own: the
+// first gave the connection back.
+var errRowScanned = errors.New("pluginhost: Row.Scan called again: a row is scanned once")
 
 // Err returns the query's error, without scanning, as [sql.Row.Err] does.
 func (r *Row) Err() error {
